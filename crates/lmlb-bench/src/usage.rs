@@ -1,0 +1,205 @@
+//! Memory and CPU use of a process and its descendants, read from `/proc`.
+//!
+//! Memory is the peak of the summed `VmRSS` over samples taken every
+//! [`SAMPLE_INTERVAL`], and at least the root's `VmHWM` (the kernel's own peak,
+//! exact for a single process). CPU is the growth of `utime + stime` (all
+//! threads) over the wall time between [`UsageMonitor::start`] and
+//! [`UsageMonitor::finish`], in percent of one core.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+/// Clock ticks per second of `/proc/PID/stat`'s `utime` and `stime`: 100 on
+/// Linux for every architecture the bench runs on (`getconf CLK_TCK`).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub peak_rss_mb: f64,
+    /// Percent of one core; 200 means both cores of a 2-core machine.
+    pub cpu_percent: f64,
+}
+
+/// Samples a process tree until [`UsageMonitor::finish`].
+#[derive(Debug)]
+pub struct UsageMonitor {
+    root: u32,
+    started: Instant,
+    start_ticks: u64,
+    peak_rss_kb: Arc<Mutex<u64>>,
+    sampler: JoinHandle<()>,
+}
+
+impl UsageMonitor {
+    pub fn start(root: u32) -> Self {
+        let peak_rss_kb = Arc::new(Mutex::new(tree_rss_kb(root)));
+        let peak = Arc::clone(&peak_rss_kb);
+        let sampler = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
+            loop {
+                interval.tick().await;
+                let rss = tree_rss_kb(root);
+                let mut peak = peak.lock().expect("no sampler panics while holding it");
+                *peak = (*peak).max(rss);
+            }
+        });
+        Self {
+            root,
+            started: Instant::now(),
+            start_ticks: tree_cpu_ticks(root),
+            peak_rss_kb,
+            sampler,
+        }
+    }
+
+    pub fn finish(self) -> Usage {
+        self.sampler.abort();
+        let wall = self.started.elapsed().as_secs_f64();
+        let ticks = tree_cpu_ticks(self.root).saturating_sub(self.start_ticks);
+        let sampled = *self.peak_rss_kb.lock().expect("the sampler has stopped");
+        let peak_kb = sampled.max(tree_rss_kb(self.root)).max(high_water_kb(self.root));
+        Usage {
+            peak_rss_mb: peak_kb as f64 / 1024.0,
+            cpu_percent: ticks as f64 / CLOCK_TICKS_PER_SECOND / wall * 100.0,
+        }
+    }
+}
+
+/// Returns `pid` and all its descendants that are alive now.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            if let Some(parent) = read_stat(pid).map(|stat| stat.parent) {
+                children.entry(parent).or_default().push(pid);
+            }
+        }
+    }
+
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        if let Some(kids) = children.get(&tree[next]) {
+            tree.extend(kids);
+        }
+        next += 1;
+    }
+    tree
+}
+
+fn tree_rss_kb(root: u32) -> u64 {
+    process_tree(root).iter().map(|&pid| status_kb(pid, "VmRSS:")).sum()
+}
+
+fn tree_cpu_ticks(root: u32) -> u64 {
+    process_tree(root)
+        .iter()
+        .filter_map(|&pid| read_stat(pid))
+        .map(|stat| stat.cpu_ticks)
+        .sum()
+}
+
+fn high_water_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmHWM:")
+}
+
+/// Reads a `kB` field of `/proc/PID/status`, or 0 when the process is gone.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    parse_status_kb(&status, field).unwrap_or(0)
+}
+
+fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
+}
+
+struct Stat {
+    parent: u32,
+    cpu_ticks: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses `/proc/PID/stat`. The command name (field 2) can hold spaces and
+/// parentheses, so fields are counted from its last `)`.
+fn parse_stat(stat: &str) -> Option<Stat> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state (3), ppid (4), ... utime (14), stime (15).
+    let parent = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Stat {
+        parent,
+        cpu_ticks: utime + stime,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_stat_reads_parent_and_ticks() {
+        let line = "1234 (my (odd) name) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.parent, 77);
+        assert_eq!(stat.cpu_ticks, 300);
+    }
+
+    #[test]
+    fn parse_status_reads_kilobytes() {
+        let status = "Name:\tlmlb\nVmHWM:\t   12345 kB\nVmRSS:\t    6789 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS:"), Some(6789));
+        assert_eq!(parse_status_kb(status, "VmHWM:"), Some(12345));
+        assert_eq!(parse_status_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn own_process_has_memory() {
+        let pid = std::process::id();
+        assert!(tree_rss_kb(pid) > 0);
+        assert!(high_water_kb(pid) > 0);
+    }
+
+    #[test]
+    fn process_tree_contains_children() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let tree = process_tree(std::process::id());
+        let found = tree.contains(&child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found, "child {} missing from {tree:?}", child.id());
+    }
+
+    #[tokio::test]
+    async fn monitor_measures_busy_cpu() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let monitor = UsageMonitor::start(child.id());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let usage = monitor.finish();
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // A busy loop takes one core; other load on the machine can slow it.
+        assert!(usage.cpu_percent > 20.0, "cpu {}%", usage.cpu_percent);
+        assert!(usage.cpu_percent < 130.0, "cpu {}%", usage.cpu_percent);
+        assert!(usage.peak_rss_mb > 0.0);
+    }
+}
