@@ -1,0 +1,215 @@
+//! Response bodies: lmlb's own (a single buffer) and upstream streams that hold a slot.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::scheduler::SlotGuard;
+use crate::telemetry::{Outcome, RequestRecord};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response lmlb sends.
+pub struct ProxyBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Upstream(Box<UpstreamBody>),
+}
+
+impl ProxyBody {
+    pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+        ProxyBody {
+            kind: Kind::Full(Some(bytes.into())),
+        }
+    }
+
+    pub fn upstream(body: UpstreamBody) -> ProxyBody {
+        ProxyBody {
+            kind: Kind::Upstream(Box::new(body)),
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Upstream(body) => Pin::new(&mut **body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Upstream(body) => body.finished,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Upstream(body) => body.size_hint(),
+        }
+    }
+}
+
+/// What to do when the client goes away before the upstream body ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnClientGone {
+    /// Close the upstream connection at once, so LM Studio stops generating (streams).
+    Close,
+    /// Read the rest and discard it, keeping the slot until the upstream is done; LM Studio
+    /// finishes a non-streaming request whether or not anyone reads it.
+    Drain,
+}
+
+/// An upstream response body passed through frame by frame, as it arrives. It holds the slot
+/// until the upstream finishes, and fails the client's response (instead of ending it cleanly)
+/// when the upstream breaks off or stays silent longer than the idle timeout.
+pub struct UpstreamBody {
+    /// Taken by the drain task when the client leaves early.
+    inner: Option<Incoming>,
+    guard: Option<SlotGuard>,
+    idle_timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+    on_client_gone: OnClientGone,
+    finished: bool,
+    record: Option<RequestRecord>,
+}
+
+/// The upstream sent nothing for longer than the request timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0:?}")]
+struct IdleTimeout(Duration);
+
+impl UpstreamBody {
+    pub fn new(
+        inner: Incoming,
+        guard: Option<SlotGuard>,
+        idle_timeout: Duration,
+        on_client_gone: OnClientGone,
+        record: Option<RequestRecord>,
+    ) -> UpstreamBody {
+        let finished = inner.is_end_stream();
+        let mut body = UpstreamBody {
+            inner: Some(inner),
+            guard,
+            idle_timeout,
+            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+            on_client_gone,
+            finished: false,
+            record,
+        };
+        if finished {
+            body.finish(Outcome::Complete);
+        }
+        body
+    }
+
+    /// Frees the slot and records the outcome, once.
+    fn finish(&mut self, outcome: Outcome) {
+        self.finished = true;
+        self.guard = None;
+        if let Some(record) = self.record.take() {
+            record.finish(outcome);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut().filter(|_| !this.finished) else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut *inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = Instant::now() + this.idle_timeout;
+                this.timer.as_mut().reset(deadline);
+                if inner.is_end_stream() {
+                    this.finish(Outcome::Complete);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.finish(Outcome::UpstreamBroke);
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(None) => {
+                this.finish(Outcome::Complete);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                this.finish(Outcome::UpstreamTimeout);
+                Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(SizeHint::default, Body::size_hint)
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let guard = self.guard.take();
+        let record = self.record.take();
+        let drain = self.on_client_gone == OnClientGone::Drain && guard.is_some();
+        let runtime = tokio::runtime::Handle::try_current();
+
+        match (drain, runtime) {
+            (true, Ok(runtime)) => {
+                let inner = self.inner.take();
+                let idle_timeout = self.idle_timeout;
+                runtime.spawn(drain_then_release(inner, guard, record, idle_timeout));
+            }
+            _ => {
+                drop(guard);
+                if let Some(record) = record {
+                    record.finish(Outcome::ClientGone);
+                }
+            }
+        }
+    }
+}
+
+/// Reads an abandoned non-streaming answer to its end, then frees the slot.
+async fn drain_then_release(
+    mut inner: Option<Incoming>,
+    guard: Option<SlotGuard>,
+    record: Option<RequestRecord>,
+    idle_timeout: Duration,
+) {
+    if let Some(body) = inner.as_mut() {
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(idle_timeout, body.frame()).await {}
+    }
+    drop(guard);
+    if let Some(record) = record {
+        record.finish(Outcome::ClientGone);
+    }
+}

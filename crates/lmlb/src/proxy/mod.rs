@@ -1,0 +1,264 @@
+//! The proxy: forwards requests to upstreams and streams their answers back.
+//!
+//! Balanced requests take a slot from the scheduler, get their `model` rewritten to the granted
+//! instance, and keep the slot until the upstream's answer ends. Other requests go unchanged to
+//! a healthy upstream.
+
+mod body;
+mod endpoint;
+mod forward;
+mod headers;
+pub mod rewrite;
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
+pub use endpoint::Endpoint;
+pub use headers::{X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
+
+use crate::app::App;
+use crate::config::UnknownModel;
+use crate::error::ApiError;
+use crate::scheduler::{Acquire, Resolution, SlotGuard, Target};
+use crate::telemetry::RequestRecord;
+use forward::Failure;
+use rewrite::RequestFields;
+
+/// Describes a client error with its cause chain, as hyper's top-level message alone is vague.
+pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Handles a request to a balanced endpoint.
+pub async fn balanced(app: &App, request: Request<Incoming>, endpoint: Endpoint, client: SocketAddr) -> Response<ProxyBody> {
+    let id = app.next_request_id();
+    let span = tracing::info_span!("request", id, model = tracing::field::Empty, instance = tracing::field::Empty);
+    let started = Instant::now();
+    app.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let result = balance(app, request, endpoint, client, id, started).instrument(span).await;
+    result.unwrap_or_else(|error| reject(app, error))
+}
+
+/// Answers with lmlb's own error, counting it.
+pub fn reject(app: &App, error: ApiError) -> Response<ProxyBody> {
+    app.metrics.count_rejection(error.code());
+    tracing::debug!(%error, "request rejected");
+    error.into_response()
+}
+
+async fn balance(
+    app: &App,
+    request: Request<Incoming>,
+    endpoint: Endpoint,
+    client: SocketAddr,
+    id: u64,
+    started: Instant,
+) -> Result<Response<ProxyBody>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.config.max_payload).await?;
+    let fields = rewrite::inspect(&body)?;
+    tracing::Span::current().record("model", fields.model.as_str());
+
+    let target = route(app, &fields.model, endpoint)?;
+    let (mut guard, mut waited) = wait_for_slot(app, &target).await?;
+
+    for attempt in 0..2 {
+        let upstream = app.catalog.upstream(guard.upstream());
+        tracing::Span::current().record("instance", &**guard.instance());
+        let rewritten = rewrite::rewrite_model(&body, &fields.model_span, guard.instance());
+        let request = forward::build_request(&parts, rewritten, client.ip(), upstream, app.requires_key())
+            .map_err(ApiError::UpstreamUnavailable)?;
+        let upstream_index = guard.upstream();
+        let instance = guard.instance().to_string();
+
+        // Non-streaming answers are detached so that a vanished client does not free the slot
+        // while the instance is still generating.
+        let detach = !fields.stream;
+        match forward::exchange(&app.client, request, Some(guard), app.config.request_timeout, detach).await {
+            Ok((response, guard)) => {
+                let record = record(app, &parts, &fields, &instance, upstream_index, waited, id, started, response.status().as_u16());
+                return Ok(upstream_response(app, response, guard, fields.stream, record, &instance, upstream_index));
+            }
+            Err(Failure::Timeout) => {
+                return Err(ApiError::UpstreamTimeout {
+                    timeout_ms: app.config.request_timeout.as_millis(),
+                });
+            }
+            Err(Failure::Unreachable { error, guard: failed }) => {
+                on_unreachable(app, upstream_index, failed, &error);
+                if attempt == 1 {
+                    return Err(ApiError::UpstreamUnavailable(format!(
+                        "could not reach upstream {}: {error}",
+                        app.catalog.upstream(upstream_index).name
+                    )));
+                }
+                app.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let wait_started = Instant::now();
+                let (next, _) = wait_for_slot(app, &target).await?;
+                waited += wait_started.elapsed();
+                guard = next;
+            }
+        }
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+/// Takes a failed upstream out of rotation (before its slot is freed, so the slot does not go
+/// straight back to it) and asks the catalog to check it now.
+fn on_unreachable(app: &App, upstream: usize, guard: Option<SlotGuard>, error: &str) {
+    tracing::warn!(upstream = %app.catalog.upstream(upstream).name, %error, "upstream unreachable; trying another instance");
+    app.scheduler.suspend_upstream(upstream);
+    drop(guard);
+    app.catalog.check_now(upstream);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    app: &App,
+    parts: &Parts,
+    fields: &RequestFields,
+    instance: &str,
+    upstream: usize,
+    queue_wait: Duration,
+    id: u64,
+    started: Instant,
+    status: u16,
+) -> RequestRecord {
+    app.metrics.queue_wait.observe(queue_wait);
+    RequestRecord {
+        metrics: app.metrics.clone(),
+        log: app.config.request_log,
+        id,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        model: fields.model.clone(),
+        instance: instance.to_string(),
+        upstream: app.catalog.upstream(upstream).name.clone(),
+        status,
+        queue_wait,
+        started,
+    }
+}
+
+fn upstream_response(
+    app: &App,
+    response: Response<Incoming>,
+    guard: Option<SlotGuard>,
+    stream: bool,
+    record: RequestRecord,
+    instance: &str,
+    upstream: usize,
+) -> Response<ProxyBody> {
+    let (mut parts, incoming) = response.into_parts();
+    headers::mark_response(&mut parts.headers, instance, &app.catalog.upstream(upstream).name);
+    let on_client_gone = if stream { OnClientGone::Close } else { OnClientGone::Drain };
+    let body = UpstreamBody::new(incoming, guard, app.config.request_timeout, on_client_gone, Some(record));
+    Response::from_parts(parts, ProxyBody::upstream(body))
+}
+
+/// Maps the requested name to a target: an alias first, then a model, then an instance id.
+fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiError> {
+    let name = app.config.aliases.get(requested).map_or(requested, String::as_str);
+    let fallback = (app.config.unknown_model == UnknownModel::Any).then(|| endpoint.class());
+    match app.scheduler.resolve(name, fallback) {
+        Resolution::Found(target) => Ok(target),
+        Resolution::Unknown { loaded } => Err(ApiError::ModelNotFound {
+            requested: requested.to_string(),
+            loaded: if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
+        }),
+    }
+}
+
+/// Claims a slot for `target`, waiting in its queue up to the queue timeout.
+async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duration), ApiError> {
+    let started = Instant::now();
+    let mut ticket = match app.scheduler.acquire(target) {
+        Acquire::Granted(guard) => return Ok((guard, Duration::ZERO)),
+        Acquire::Queued(ticket) => ticket,
+        Acquire::QueueFull { max } => {
+            return Err(ApiError::QueueFull {
+                model: target.label(),
+                max,
+            });
+        }
+        Acquire::Unavailable => {
+            return Err(ApiError::UpstreamUnavailable(format!(
+                "every upstream serving \"{}\" is down",
+                target.label()
+            )));
+        }
+    };
+
+    let timeout = app.scheduler.limits_for(target).timeout;
+    match tokio::time::timeout(timeout, ticket.granted()).await {
+        Ok(Ok(guard)) => Ok((guard, started.elapsed())),
+        Ok(Err(_closed)) => Err(ApiError::ShuttingDown),
+        Err(_elapsed) => Err(ApiError::QueueTimeout {
+            model: target.label(),
+            waited_ms: timeout.as_millis(),
+        }),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(error) => Err(ApiError::invalid(format!("failed to read the request body: {error}"))),
+    }
+}
+
+/// Forwards a request that is not balanced to a healthy upstream, unchanged.
+pub async fn passthrough(app: &App, request: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, app.config.max_payload).await {
+        Ok(body) => body,
+        Err(error) => return reject(app, error),
+    };
+
+    let mut last_error = "no upstream is configured".to_string();
+    for index in app.passthrough_order().into_iter().take(2) {
+        let upstream = app.catalog.upstream(index);
+        let request = match forward::build_request(&parts, body.clone(), client.ip(), upstream, app.requires_key()) {
+            Ok(request) => request,
+            Err(error) => return reject(app, ApiError::UpstreamUnavailable(error)),
+        };
+        match forward::exchange(&app.client, request, None, app.config.request_timeout, false).await {
+            Ok((response, _)) => {
+                let (mut head, incoming) = response.into_parts();
+                headers::mark_response(&mut head.headers, "", &upstream.name);
+                head.headers.remove(X_LMLB_INSTANCE);
+                let body = UpstreamBody::new(incoming, None, app.config.request_timeout, OnClientGone::Close, None);
+                return Response::from_parts(head, ProxyBody::upstream(body));
+            }
+            Err(Failure::Timeout) => {
+                return reject(app, ApiError::UpstreamTimeout {
+                    timeout_ms: app.config.request_timeout.as_millis(),
+                });
+            }
+            Err(Failure::Unreachable { error, .. }) => {
+                app.catalog.check_now(index);
+                last_error = format!("could not reach upstream {}: {error}", upstream.name);
+            }
+        }
+    }
+    reject(app, ApiError::UpstreamUnavailable(last_error))
+}

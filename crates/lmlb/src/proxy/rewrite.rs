@@ -1,0 +1,166 @@
+//! Finding and replacing the top-level `model` of a JSON request body, leaving every other byte
+//! exactly as the client sent it.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// What lmlb reads from a request body.
+#[derive(Debug, PartialEq)]
+pub struct RequestFields {
+    pub model: String,
+    /// `"stream": true` at the top level.
+    pub stream: bool,
+    /// Byte range of the `model` value, quotes included.
+    pub model_span: Range<usize>,
+}
+
+/// The only fields lmlb deserializes; serde skips (and thereby validates) everything else, and
+/// rejects a duplicated `model`.
+#[derive(Deserialize)]
+struct Envelope {
+    model: Option<Value>,
+    stream: Option<Value>,
+}
+
+/// Validates a body and reads its `model` and `stream` fields.
+pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Err(ApiError::invalid("the request body is empty; expected a JSON object")),
+        Some(b'{') => {}
+        Some(_) => {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                return Err(ApiError::invalid("the request body must be a JSON object"));
+            }
+        }
+    }
+
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))?;
+    let model = match envelope.model {
+        Some(Value::String(model)) => model,
+        Some(_) => return Err(ApiError::invalid_model("the \"model\" field must be a string")),
+        None => return Err(ApiError::invalid_model("the request body has no \"model\" field")),
+    };
+    let model_span = find_top_level_value(body, "model")
+        .expect("a validated object with a model field has a model value");
+
+    Ok(RequestFields {
+        model,
+        stream: envelope.stream == Some(Value::Bool(true)),
+        model_span,
+    })
+}
+
+/// Returns `body` with the bytes in `span` replaced by `model` as a JSON string.
+pub fn rewrite_model(body: &[u8], span: &Range<usize>, model: &str) -> Bytes {
+    let value = serde_json::to_string(model).expect("a string always serializes");
+    let mut out = BytesMut::with_capacity(body.len() - span.len() + value.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+/// Byte range of the value of the top-level member `name` in a valid JSON object.
+fn find_top_level_value(body: &[u8], name: &str) -> Option<Range<usize>> {
+    let mut pos = skip_whitespace(body, 0);
+    if body.get(pos) != Some(&b'{') {
+        return None;
+    }
+    pos += 1;
+    loop {
+        pos = skip_whitespace(body, pos);
+        if body.get(pos)? == &b'}' {
+            return None;
+        }
+        let key = pos..skip_string(body, pos)?;
+        pos = skip_whitespace(body, key.end);
+        pos = skip_whitespace(body, pos + 1); // past ':'
+        let value = pos..skip_value(body, pos)?;
+        if key_equals(&body[key], name) {
+            return Some(value);
+        }
+        pos = skip_whitespace(body, value.end);
+        if body.get(pos)? == &b',' {
+            pos += 1;
+        }
+    }
+}
+
+/// Compares a quoted JSON key with `name`, decoding escapes such as `"mod\u0065l"`.
+fn key_equals(quoted: &[u8], name: &str) -> bool {
+    let inner = &quoted[1..quoted.len() - 1];
+    if !inner.contains(&b'\\') {
+        return inner == name.as_bytes();
+    }
+    serde_json::from_slice::<String>(quoted).is_ok_and(|key| key == name)
+}
+
+fn skip_whitespace(body: &[u8], mut pos: usize) -> usize {
+    while body.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Position just past the string starting at `pos` (which holds its opening quote).
+fn skip_string(body: &[u8], mut pos: usize) -> Option<usize> {
+    pos += 1;
+    loop {
+        match body.get(pos)? {
+            b'\\' => pos += 2,
+            b'"' => return Some(pos + 1),
+            _ => pos += 1,
+        }
+    }
+}
+
+/// Position just past the value starting at `pos`.
+fn skip_value(body: &[u8], pos: usize) -> Option<usize> {
+    match body.get(pos)? {
+        b'"' => skip_string(body, pos),
+        b'{' | b'[' => skip_container(body, pos),
+        _ => {
+            let mut end = pos;
+            while body
+                .get(end)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                end += 1;
+            }
+            Some(end)
+        }
+    }
+}
+
+/// Position just past the object or array starting at `pos`, skipping strings so that brackets
+/// inside them do not count.
+fn skip_container(body: &[u8], mut pos: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match body.get(pos)? {
+            b'"' => {
+                pos = skip_string(body, pos)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(pos + 1);
+                }
+            }
+            _ => {}
+        }
+        pos += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;
