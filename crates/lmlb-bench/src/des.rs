@@ -31,8 +31,9 @@ pub fn simulate_fifo(requests: &[(Duration, Duration)], servers: usize) -> Vec<P
         "requests must be sorted by arrival"
     );
 
-    let mut free_at: BinaryHeap<Reverse<(Duration, usize)>> =
-        (0..servers).map(|id| Reverse((Duration::ZERO, id))).collect();
+    let mut free_at: BinaryHeap<Reverse<(Duration, usize)>> = (0..servers)
+        .map(|id| Reverse((Duration::ZERO, id)))
+        .collect();
 
     requests
         .iter()
@@ -121,7 +122,10 @@ mod tests {
             .map(|_| {
                 clock += rng.exponential(1.0);
                 let service = rng.exponential(1.1);
-                (Duration::from_secs_f64(clock), Duration::from_secs_f64(service))
+                (
+                    Duration::from_secs_f64(clock),
+                    Duration::from_secs_f64(service),
+                )
             })
             .collect();
 
@@ -142,13 +146,20 @@ mod tests {
         let requests: Vec<(Duration, Duration)> = (0..2000)
             .map(|_| {
                 clock += rng.exponential(3.0);
-                (Duration::from_secs_f64(clock), Duration::from_secs_f64(rng.log_normal(-1.0, 1.2)))
+                (
+                    Duration::from_secs_f64(clock),
+                    Duration::from_secs_f64(rng.log_normal(-1.0, 1.2)),
+                )
             })
             .collect();
 
         let placements = simulate_fifo(&requests, 3);
 
-        assert!(placements.windows(2).all(|w| w[0].span.start <= w[1].span.start));
+        assert!(
+            placements
+                .windows(2)
+                .all(|w| w[0].span.start <= w[1].span.start)
+        );
     }
 
     #[test]
@@ -158,7 +169,10 @@ mod tests {
         let requests: Vec<(Duration, Duration)> = (0..2000)
             .map(|_| {
                 clock += rng.exponential(5.0);
-                (Duration::from_secs_f64(clock), Duration::from_secs_f64(rng.log_normal(-1.0, 1.2)))
+                (
+                    Duration::from_secs_f64(clock),
+                    Duration::from_secs_f64(rng.log_normal(-1.0, 1.2)),
+                )
             })
             .collect();
 
@@ -175,7 +189,10 @@ mod tests {
         let requests: Vec<(Duration, Duration)> = (0..500)
             .map(|_| {
                 clock += rng.exponential(4.0);
-                (Duration::from_secs_f64(clock), Duration::from_secs_f64(rng.exponential(1.5)))
+                (
+                    Duration::from_secs_f64(clock),
+                    Duration::from_secs_f64(rng.exponential(1.5)),
+                )
             })
             .collect();
 

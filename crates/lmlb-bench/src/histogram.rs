@@ -23,8 +23,8 @@ impl Default for LatencyHistogram {
 
 impl LatencyHistogram {
     pub fn new() -> Self {
-        let inner = Histogram::new_with_bounds(1, MAX_MICROS, 3)
-            .expect("the bounds are valid constants");
+        let inner =
+            Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("the bounds are valid constants");
         Self { inner }
     }
 
@@ -39,6 +39,7 @@ impl LatencyHistogram {
             .expect("histograms with the same bounds always merge");
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.inner.len()
     }

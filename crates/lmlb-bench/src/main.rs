@@ -1,15 +1,118 @@
-#![forbid(unsafe_code)]
-#![allow(dead_code)]
+//! `lmlb-bench`: the load generator and scenario runner that compares lmlb
+//! with the simulator reached directly, nginx and LiteLLM.
+//!
+//! Layout:
+//! - [`cli`]: command-line options.
+//! - [`scenarios`]: `overhead`, `streaming` and `scheduling`, one module each.
+//! - [`loadgen`]: the HTTP client and the closed-loop, streaming and replay loads.
+//! - [`targets`]: starting the simulator and lmlb; [`peers`]: nginx and LiteLLM.
+//! - [`process`]: child processes that stop on drop; [`usage`]: their memory and CPU.
+//! - [`trace`] and [`rng`]: seeded request traces; [`des`]: the ideal FIFO
+//!   scheduler, simulated exactly; [`timeline`]: idle time while requests waited.
+//! - [`histogram`]: latency statistics; [`report`]: tables and JSON;
+//!   [`charts`]: SVG charts; [`progress`]: the progress bar.
+//! - [`workspace`]: locating and building the binaries; [`error`]: the error type.
 
+#![forbid(unsafe_code)]
+
+mod charts;
+mod cli;
 mod des;
 mod error;
 mod histogram;
 mod loadgen;
+mod peers;
 mod process;
 mod progress;
+mod report;
 mod rng;
+mod scenarios;
+mod targets;
 mod timeline;
 mod trace;
 mod usage;
+mod workspace;
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Scenario};
+use error::BenchError;
+use report::Record;
+use scenarios::Context;
+use workspace::Workspace;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One thread: the load generator needs less than a core, and the other
+    // core is left to the processes under test.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime always builds");
+
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run(&cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(BenchError::Interrupted),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lmlb-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), BenchError> {
+    let workspace = Workspace::locate()?;
+    if cli.no_build {
+        workspace.check_binaries()?;
+    } else {
+        workspace.build_binaries()?;
+    }
+    if let Some(dir) = &cli.charts {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BenchError::io(format!("failed to create {}", dir.display()), e))?;
+    }
+    eprintln!(
+        "lmlb-bench: logs and peer configurations in {}",
+        workspace.run_dir.display()
+    );
+
+    let context = Context {
+        workspace,
+        quick: cli.quick,
+        seed: cli.seed,
+        charts: cli.charts.clone(),
+    };
+    let mut records: Vec<Record> = Vec::new();
+    for scenario in selected(cli.scenario) {
+        let scenario_records = match scenario {
+            Scenario::Overhead => scenarios::overhead::run(&context).await?,
+            Scenario::Streaming => scenarios::streaming::run(&context).await?,
+            Scenario::Scheduling => scenarios::scheduling::run(&context).await?,
+            Scenario::All => unreachable!("`selected` expands `all`"),
+        };
+        records.extend(scenario_records);
+    }
+
+    if let Some(path) = &cli.json {
+        report::write_json(path, &records)?;
+    }
+    Ok(())
+}
+
+fn selected(scenario: Scenario) -> Vec<Scenario> {
+    match scenario {
+        Scenario::All => vec![
+            Scenario::Overhead,
+            Scenario::Streaming,
+            Scenario::Scheduling,
+        ],
+        one => vec![one],
+    }
+}

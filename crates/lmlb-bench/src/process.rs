@@ -72,13 +72,13 @@ impl ChildProcess {
         self.child.id()
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Polls `probe` until it returns `Ok(())`, the child exits, or `timeout`
     /// passes. The last probe error becomes the reason in the timeout error.
-    pub async fn wait_ready<F, Fut>(&mut self, timeout: Duration, mut probe: F) -> Result<(), BenchError>
+    pub async fn wait_ready<F, Fut>(
+        &mut self,
+        timeout: Duration,
+        mut probe: F,
+    ) -> Result<(), BenchError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), String>>,
@@ -170,7 +170,10 @@ mod tests {
         drop(process);
 
         assert!(!is_running(leader), "the leader {leader} still runs");
-        assert!(!is_running(grandchild), "the grandchild {grandchild} still runs");
+        assert!(
+            !is_running(grandchild),
+            "the grandchild {grandchild} still runs"
+        );
     }
 
     #[tokio::test]
@@ -181,10 +184,15 @@ mod tests {
         let mut process = ChildProcess::spawn("quitter", command, &dir.join("log")).unwrap();
 
         let result = process
-            .wait_ready(Duration::from_secs(5), || async { Err("not yet".to_owned()) })
+            .wait_ready(Duration::from_secs(5), || async {
+                Err("not yet".to_owned())
+            })
             .await;
 
-        assert!(matches!(result, Err(BenchError::ExitedEarly { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(BenchError::ExitedEarly { .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -199,7 +207,13 @@ mod tests {
             .wait_ready(Duration::from_secs(5), || {
                 probes += 1;
                 let ready = probes >= 3;
-                async move { if ready { Ok(()) } else { Err("not yet".to_owned()) } }
+                async move {
+                    if ready {
+                        Ok(())
+                    } else {
+                        Err("not yet".to_owned())
+                    }
+                }
             })
             .await;
 

@@ -29,15 +29,25 @@ impl Progress {
             tokio::spawn(async move {
                 let started = Instant::now();
                 loop {
-                    draw(&label, done.load(Ordering::Relaxed), total, started.elapsed());
+                    draw(
+                        &label,
+                        done.load(Ordering::Relaxed),
+                        total,
+                        started.elapsed(),
+                    );
                     tokio::time::sleep(REDRAW_INTERVAL).await;
                 }
             })
         });
-        Self { done, total, drawer }
+        Self {
+            done,
+            total,
+            drawer,
+        }
     }
 
     /// A progress counter that draws nothing, for tests.
+    #[cfg(test)]
     pub fn hidden() -> Self {
         Self {
             done: Arc::new(AtomicU64::new(0)),

@@ -98,7 +98,10 @@ mod tests {
         let m = mean(&draws);
         let variance = draws.iter().map(|x| (x - m).powi(2)).sum::<f64>() / draws.len() as f64;
         assert!(m.abs() < 0.01, "mean {m}, expected 0");
-        assert!((variance - 1.0).abs() < 0.02, "variance {variance}, expected 1");
+        assert!(
+            (variance - 1.0).abs() < 0.02,
+            "variance {variance}, expected 1"
+        );
     }
 
     #[test]
@@ -108,6 +111,9 @@ mod tests {
         draws.sort_by(f64::total_cmp);
         let median = draws[draws.len() / 2];
         let expected = 3.0f64.exp();
-        assert!((median / expected - 1.0).abs() < 0.02, "median {median}, expected {expected}");
+        assert!(
+            (median / expected - 1.0).abs() < 0.02,
+            "median {median}, expected {expected}"
+        );
     }
 }

@@ -96,12 +96,7 @@ mod tests {
     fn count_limited_by_idle_instances() {
         // Three instances, one busy 0..10; three requests wait 0..2 but only two
         // instances are idle, so 2 instance-seconds are wasted per second.
-        let spans = [
-            span(0, 0, 10),
-            span(0, 2, 3),
-            span(0, 2, 3),
-            span(0, 2, 3),
-        ];
+        let spans = [span(0, 0, 10), span(0, 2, 3), span(0, 2, 3), span(0, 2, 3)];
         assert_eq!(idle_while_waiting(&spans, 3), Duration::from_secs(4));
     }
 

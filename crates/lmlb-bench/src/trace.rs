@@ -180,14 +180,22 @@ mod tests {
         for (a, b) in half.requests.iter().zip(&ninety.requests) {
             assert_eq!(a.max_tokens, b.max_tokens);
             let ratio = a.arrival.as_secs_f64() / b.arrival.as_secs_f64();
-            assert!((ratio - 1.8).abs() < 1e-6, "arrival ratio {ratio}, expected 1.8");
+            assert!(
+                (ratio - 1.8).abs() < 1e-6,
+                "arrival ratio {ratio}, expected 1.8"
+            );
         }
     }
 
     #[test]
     fn arrivals_are_sorted() {
         let trace = generate(&spec(0.9, 1000));
-        assert!(trace.requests.windows(2).all(|w| w[0].arrival <= w[1].arrival));
+        assert!(
+            trace
+                .requests
+                .windows(2)
+                .all(|w| w[0].arrival <= w[1].arrival)
+        );
     }
 
     #[test]

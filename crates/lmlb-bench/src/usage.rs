@@ -62,7 +62,9 @@ impl UsageMonitor {
         let wall = self.started.elapsed().as_secs_f64();
         let ticks = tree_cpu_ticks(self.root).saturating_sub(self.start_ticks);
         let sampled = *self.peak_rss_kb.lock().expect("the sampler has stopped");
-        let peak_kb = sampled.max(tree_rss_kb(self.root)).max(high_water_kb(self.root));
+        let peak_kb = sampled
+            .max(tree_rss_kb(self.root))
+            .max(high_water_kb(self.root));
         Usage {
             peak_rss_mb: peak_kb as f64 / 1024.0,
             cpu_percent: ticks as f64 / CLOCK_TICKS_PER_SECOND / wall * 100.0,
@@ -96,7 +98,10 @@ pub fn process_tree(root: u32) -> Vec<u32> {
 }
 
 fn tree_rss_kb(root: u32) -> u64 {
-    process_tree(root).iter().map(|&pid| status_kb(pid, "VmRSS:")).sum()
+    process_tree(root)
+        .iter()
+        .map(|&pid| status_kb(pid, "VmRSS:"))
+        .sum()
 }
 
 fn tree_cpu_ticks(root: u32) -> u64 {
@@ -177,7 +182,10 @@ mod tests {
 
     #[test]
     fn process_tree_contains_children() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let tree = process_tree(std::process::id());
         let found = tree.contains(&child.id());
         child.kill().unwrap();

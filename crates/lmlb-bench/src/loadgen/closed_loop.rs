@@ -108,7 +108,10 @@ async fn run_connection(load: &ClosedLoad, window_start: Instant, end: Instant) 
     report
 }
 
-async fn send_one(connection: &mut Option<Connection>, load: &ClosedLoad) -> Result<(), ClientError> {
+async fn send_one(
+    connection: &mut Option<Connection>,
+    load: &ClosedLoad,
+) -> Result<(), ClientError> {
     if connection.as_ref().is_none_or(Connection::is_closed) {
         *connection = Some(Connection::open(load.addr).await?);
     }
@@ -162,7 +165,11 @@ mod tests {
 
         assert_eq!(report.completed, 0);
         assert!(report.errors > 0);
-        assert!(report.error_samples[0].contains("500"), "{:?}", report.error_samples);
+        assert!(
+            report.error_samples[0].contains("500"),
+            "{:?}",
+            report.error_samples
+        );
     }
 
     #[tokio::test]

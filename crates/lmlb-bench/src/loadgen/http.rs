@@ -122,6 +122,7 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value,
 }
 
 /// Sends one POST on a new connection and returns the whole body.
+#[cfg(test)]
 pub async fn post_once(addr: SocketAddr, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
     let mut connection = Connection::open(addr).await?;
     let response = connection.send(post_json(addr, path, body)).await?;

@@ -79,7 +79,11 @@ mod tests {
         for (request, outcome) in requests.iter().zip(&report.outcomes) {
             let timing = outcome.as_ref().expect("the stream completes");
             let sent = timing.sent - report.started;
-            assert!(sent >= request.arrival, "sent at {sent:?}, due at {:?}", request.arrival);
+            assert!(
+                sent >= request.arrival,
+                "sent at {sent:?}, due at {:?}",
+                request.arrival
+            );
             assert!(
                 sent < request.arrival + Duration::from_millis(20),
                 "sent at {sent:?}, due at {:?}",

@@ -45,9 +45,18 @@ fn find_event_end(bytes: &[u8]) -> Option<EventEnd> {
     let lf = bytes.windows(2).position(|w| w == b"\n\n");
     let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n");
     match (lf, crlf) {
-        (Some(a), Some(b)) if b < a => Some(EventEnd { body: b, total: b + 4 }),
-        (Some(a), _) => Some(EventEnd { body: a, total: a + 2 }),
-        (None, Some(b)) => Some(EventEnd { body: b, total: b + 4 }),
+        (Some(a), Some(b)) if b < a => Some(EventEnd {
+            body: b,
+            total: b + 4,
+        }),
+        (Some(a), _) => Some(EventEnd {
+            body: a,
+            total: a + 2,
+        }),
+        (None, Some(b)) => Some(EventEnd {
+            body: b,
+            total: b + 4,
+        }),
         (None, None) => None,
     }
 }
@@ -78,7 +87,8 @@ fn classify(event: &[u8]) -> SseEvent {
 mod tests {
     use super::*;
 
-    const TOKEN: &str = r#"data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
+    const TOKEN: &str =
+        r#"data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
     const FINAL: &str = r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
 
     #[test]
@@ -88,7 +98,12 @@ mod tests {
         let events = parser.feed(frame.as_bytes());
         assert_eq!(
             events,
-            [SseEvent::Token, SseEvent::Token, SseEvent::Other, SseEvent::Done]
+            [
+                SseEvent::Token,
+                SseEvent::Token,
+                SseEvent::Other,
+                SseEvent::Done
+            ]
         );
     }
 
@@ -107,7 +122,10 @@ mod tests {
     fn crlf_separators() {
         let mut parser = SseParser::default();
         let frame = format!("{TOKEN}\r\n\r\ndata: [DONE]\r\n\r\n");
-        assert_eq!(parser.feed(frame.as_bytes()), [SseEvent::Token, SseEvent::Done]);
+        assert_eq!(
+            parser.feed(frame.as_bytes()),
+            [SseEvent::Token, SseEvent::Done]
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Response;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use http::Response;
 
 use super::http::{CHAT_PATH, ClientError, Connection, post_json};
 use super::sse::{SseEvent, SseParser};
@@ -29,7 +29,10 @@ pub struct StreamTiming {
 
 /// Reads a streaming response to its end, timestamping each token when the
 /// frame carrying it arrives.
-pub async fn read_stream(response: Response<Incoming>, sent: Instant) -> Result<StreamTiming, ClientError> {
+pub async fn read_stream(
+    response: Response<Incoming>,
+    sent: Instant,
+) -> Result<StreamTiming, ClientError> {
     let mut body = response.into_body();
     let mut parser = SseParser::default();
     let mut first_token = None;
@@ -180,6 +183,9 @@ mod tests {
 
         let result = stream_once(server.addr(), body).await;
 
-        assert!(matches!(result, Err(ClientError::Truncated { tokens: 4 })), "{result:?}");
+        assert!(
+            matches!(result, Err(ClientError::Truncated { tokens: 4 })),
+            "{result:?}"
+        );
     }
 }

@@ -84,11 +84,17 @@ async fn handle(request: Request<Incoming>, delay: Duration) -> Result<Response<
     let model = json["model"].as_str().unwrap_or_default().to_owned();
 
     if json["stream"].as_bool() == Some(true) {
-        return Ok(Response::new(Either::Right(stream_tokens(tokens, delay, model == "truncate"))));
+        return Ok(Response::new(Either::Right(stream_tokens(
+            tokens,
+            delay,
+            model == "truncate",
+        ))));
     }
     tokio::time::sleep(delay).await;
     let answer = serde_json::json!({"choices": [{"message": {"content": "hi"}}]});
-    Ok(Response::new(Either::Left(Full::new(Bytes::from(answer.to_string())))))
+    Ok(Response::new(Either::Left(Full::new(Bytes::from(
+        answer.to_string(),
+    )))))
 }
 
 fn stream_tokens(tokens: u64, delay: Duration, truncate: bool) -> Channel<Bytes> {
@@ -97,12 +103,18 @@ fn stream_tokens(tokens: u64, delay: Duration, truncate: bool) -> Channel<Bytes>
         for _ in 0..tokens {
             tokio::time::sleep(delay).await;
             let event = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n";
-            if sender.send(Frame::data(Bytes::from_static(event.as_bytes()))).await.is_err() {
+            if sender
+                .send(Frame::data(Bytes::from_static(event.as_bytes())))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         if !truncate {
-            let _ = sender.send_data(Bytes::from_static(b"data: [DONE]\n\n")).await;
+            let _ = sender
+                .send_data(Bytes::from_static(b"data: [DONE]\n\n"))
+                .await;
         }
     });
     body

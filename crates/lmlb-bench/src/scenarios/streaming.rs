@@ -1,0 +1,148 @@
+//! Streaming: what lmlb adds to each token of many concurrent streams.
+//!
+//! 500 streams at 20 tokens per second, started evenly over one second, first
+//! straight to the simulator and then through lmlb. The added delay is the
+//! difference between the two runs' percentiles: tokens of separate runs
+//! cannot be paired one by one.
+
+use std::time::Duration;
+
+use crate::error::BenchError;
+use crate::histogram::millis;
+use crate::loadgen::http::chat_body;
+use crate::loadgen::stream::{self, StreamLoad, StreamReport};
+use crate::progress::Progress;
+use crate::report::{Measurement, Record, Table, cell};
+use crate::targets::{MODEL, SimulatorConfig, Target, start_lmlb, start_simulator};
+use crate::usage::UsageMonitor;
+
+use super::Context;
+
+const SCENARIO: &str = "streaming";
+const STREAMS: usize = 500;
+const TOKENS_PER_SECOND: f64 = 20.0;
+const TTFT: Duration = Duration::from_millis(50);
+const RAMP: Duration = Duration::from_secs(1);
+/// Slots in the simulator: more than the streams, so that none waits.
+const SLOTS: usize = 512;
+
+fn tokens_per_stream(quick: bool) -> u32 {
+    // 100 tokens take 5 s at 20 tokens per second; 30 take 1.5 s.
+    if quick { 30 } else { 100 }
+}
+
+pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
+    let workspace = &context.workspace;
+    let simulator_config = SimulatorConfig {
+        models: vec![format!("{MODEL},instances=1,parallel={SLOTS}")],
+        tokens_per_second: TOKENS_PER_SECOND,
+        ttft: TTFT,
+    };
+    let simulator = start_simulator(workspace, "sim-streaming", &simulator_config).await?;
+
+    let direct = measure(context, Target::direct(&simulator)).await;
+    let lmlb = measure(context, start_lmlb(workspace, &[&simulator]).await?).await;
+
+    let mut records = vec![direct.clone(), lmlb];
+    add_differences(&direct, &mut records[1]);
+    let records: Vec<Record> = records.into_iter().map(Record::Measured).collect();
+    print_table(&records);
+    Ok(records)
+}
+
+async fn measure(context: &Context, target: Target) -> Measurement {
+    let load = StreamLoad {
+        addr: target.addr,
+        streams: STREAMS,
+        ramp: RAMP,
+        body: chat_body(MODEL, tokens_per_stream(context.quick), true),
+    };
+
+    let progress = Progress::start(&format!("{SCENARIO} {}", target.name), STREAMS as u64);
+    let monitor = target.monitored.map(UsageMonitor::start);
+    let report = stream::run(&load, &progress).await;
+    let usage = monitor.map(UsageMonitor::finish);
+    drop(progress);
+
+    for sample in &report.error_samples {
+        eprintln!("{SCENARIO} {}: error: {sample}", target.name);
+    }
+    let mut measurement = to_measurement(&target.name, &report);
+    measurement.set_usage(usage);
+    measurement
+}
+
+fn to_measurement(target: &str, report: &StreamReport) -> Measurement {
+    let mut m = Measurement {
+        scenario: SCENARIO,
+        target: target.to_owned(),
+        load_percent: None,
+        requests: report.completed,
+        requests_per_sec: report.completed as f64 / report.elapsed.as_secs_f64(),
+        mean_ms: millis(report.total.mean()),
+        p50_ms: millis(report.total.quantile(0.5)),
+        p99_ms: millis(report.total.quantile(0.99)),
+        errors: report.errors,
+        rss_mb: None,
+        cpu_percent: None,
+        extra: Default::default(),
+    };
+    m.set("streams", STREAMS as u64);
+    m.set("tokens", report.tokens);
+    m.set(
+        "ttft_p50_ms",
+        millis(report.time_to_first_token.quantile(0.5)),
+    );
+    m.set(
+        "ttft_p99_ms",
+        millis(report.time_to_first_token.quantile(0.99)),
+    );
+    m.set("itl_p50_ms", millis(report.inter_token.quantile(0.5)));
+    m.set("itl_p99_ms", millis(report.inter_token.quantile(0.99)));
+    m.set("itl_max_ms", millis(report.inter_token.max()));
+    m
+}
+
+/// Adds `added_*` fields to `proxied`: its percentile minus the direct one.
+fn add_differences(direct: &Measurement, proxied: &mut Measurement) {
+    for key in ["ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms"] {
+        if let (Some(base), Some(value)) = (direct.number(key), proxied.number(key)) {
+            proxied.set(&format!("added_{key}"), value - base);
+        }
+    }
+}
+
+fn print_table(records: &[Record]) {
+    let mut table = Table::new(&[
+        "target",
+        "streams ok",
+        "errors",
+        "TTFT p50",
+        "TTFT p99",
+        "ITL p50",
+        "ITL p99",
+        "+ITL p50",
+        "+ITL p99",
+        "RSS MB",
+        "CPU %",
+    ]);
+    for m in records.iter().filter_map(Record::measured) {
+        table.row(vec![
+            m.target.clone(),
+            m.requests.to_string(),
+            m.errors.to_string(),
+            cell(m.number("ttft_p50_ms"), 2),
+            cell(m.number("ttft_p99_ms"), 2),
+            cell(m.number("itl_p50_ms"), 2),
+            cell(m.number("itl_p99_ms"), 2),
+            cell(m.number("added_itl_p50_ms"), 3),
+            cell(m.number("added_itl_p99_ms"), 3),
+            cell(m.rss_mb, 1),
+            cell(m.cpu_percent, 0),
+        ]);
+    }
+    println!(
+        "\nStreaming: {STREAMS} streams at {TOKENS_PER_SECOND} tokens/s (times in ms; + = added over direct)\n"
+    );
+    print!("{}", table.render());
+}
