@@ -38,13 +38,17 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 fn print_welcome(lmlb: &str, simulator: &str) {
     println!();
     println!("lmlb is listening on {lmlb}");
-    println!("in front of a simulated LM Studio on {simulator} with qwen2.5-7b-instruct (3 instances)");
+    println!(
+        "in front of a simulated LM Studio on {simulator} with qwen2.5-7b-instruct (3 instances)"
+    );
     println!("and text-embedding-nomic-embed-text-v1.5 (1 instance).");
     println!();
     println!("Try a streamed chat completion:");
     println!();
     println!("  curl -N {lmlb}/v1/chat/completions -H 'Content-Type: application/json' \\");
-    println!("    -d '{{\"model\":\"qwen2.5-7b-instruct\",\"stream\":true,\"max_tokens\":20,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'");
+    println!(
+        "    -d '{{\"model\":\"qwen2.5-7b-instruct\",\"stream\":true,\"max_tokens\":20,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+    );
     println!();
     println!("Dashboard: {lmlb}/dashboard   Status: {lmlb}/models   Metrics: {lmlb}/metrics");
     println!("Press Ctrl-C to stop.");

@@ -78,8 +78,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::QueueFull { .. }
             | ApiError::QueueTimeout { .. }
+            | ApiError::UpstreamUnavailable(_)
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -135,7 +135,10 @@ impl ApiError {
 
         let retry = matches!(
             self,
-            ApiError::QueueFull { .. } | ApiError::QueueTimeout { .. } | ApiError::ShuttingDown
+            ApiError::QueueFull { .. }
+                | ApiError::QueueTimeout { .. }
+                | ApiError::UpstreamUnavailable(_)
+                | ApiError::ShuttingDown
         );
         if retry {
             response.headers_mut().insert(

@@ -24,7 +24,7 @@ pub mod app;
 pub mod catalog;
 pub mod client;
 pub mod config;
-// pub mod demo;
+pub mod demo;
 pub mod error;
 pub mod model;
 pub mod proxy;

@@ -4,14 +4,17 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use lmlb::config::{Cli, Command, Config};
-use lmlb::Server;
+use lmlb::{Server, demo};
 
 fn main() -> ExitCode {
     // A .env file in the working directory sets variables not already set, as in the original tool.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("lmlb: failed to start the async runtime: {error}");
@@ -24,7 +27,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Demo(args)) = cli.command {
         init_logging("info");
-        return match Ok::<(), String>({ let _ = args; }) {
+        return match demo::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("lmlb demo: {error}");
@@ -59,7 +62,10 @@ fn init_logging(level: &str) {
         eprintln!("lmlb: invalid LOG_LEVEL \"{level}\" ({error}); using info");
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -67,13 +73,14 @@ async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

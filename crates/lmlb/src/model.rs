@@ -50,7 +50,13 @@ pub enum KindClass {
 /// Returns an instance's model: its id without a trailing `:N` (`qwen:2` belongs to `qwen`).
 pub fn model_of(instance_id: &str) -> &str {
     match instance_id.rsplit_once(':') {
-        Some((model, copy)) if !model.is_empty() && !copy.is_empty() && copy.bytes().all(|b| b.is_ascii_digit()) => model,
+        Some((model, copy))
+            if !model.is_empty()
+                && !copy.is_empty()
+                && copy.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            model
+        }
         _ => instance_id,
     }
 }
@@ -70,9 +76,15 @@ mod tests {
 
     #[test]
     fn kind_from_lmstudio_types() {
-        assert_eq!(ModelKind::from_lmstudio("embedding"), Some(ModelKind::Embeddings));
+        assert_eq!(
+            ModelKind::from_lmstudio("embedding"),
+            Some(ModelKind::Embeddings)
+        );
         assert_eq!(ModelKind::from_lmstudio("vlm"), Some(ModelKind::Vlm));
         assert_eq!(ModelKind::from_lmstudio("tts"), None);
-        assert_eq!(ModelKind::guess_from_id("text-embedding-nomic"), ModelKind::Embeddings);
+        assert_eq!(
+            ModelKind::guess_from_id("text-embedding-nomic"),
+            ModelKind::Embeddings
+        );
     }
 }

@@ -10,7 +10,11 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, ProxyBody};
 
-pub async fn route(app: &App, request: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+pub async fn route(
+    app: &App,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<ProxyBody> {
     let method = request.method();
     let path = request.uri().path();
 
@@ -56,12 +60,16 @@ fn has_valid_key(app: &App, request: &Request<Incoming>) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let api_key = headers.get("x-api-key").and_then(|value| value.to_str().ok());
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok());
 
-    [bearer, api_key]
-        .into_iter()
-        .flatten()
-        .any(|offered| app.config.api_keys.iter().any(|key| constant_time_eq(key.expose(), offered)))
+    [bearer, api_key].into_iter().flatten().any(|offered| {
+        app.config
+            .api_keys
+            .iter()
+            .any(|key| constant_time_eq(key.expose(), offered))
+    })
 }
 
 /// Compares keys without stopping at the first differing byte.

@@ -100,7 +100,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
     drop(listener);
 
     let timeout = app.config.shutdown_timeout;
-    tracing::info!(timeout_ms = timeout.as_millis() as u64, "shutting down; waiting for in-flight requests");
+    tracing::info!(
+        timeout_ms = timeout.as_millis() as u64,
+        "shutting down; waiting for in-flight requests"
+    );
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections finished"),
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached; closing the remaining connections"),

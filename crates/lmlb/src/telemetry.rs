@@ -26,7 +26,8 @@ impl Histogram {
             self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Cumulative counts per bucket, the total count and the sum in seconds.

@@ -8,8 +8,9 @@ const PAGE: &str = include_str!("dashboard.html");
 
 pub fn dashboard() -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(PAGE));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }

@@ -45,7 +45,8 @@ pub fn openai_models(app: &App) -> Response<ProxyBody> {
 pub async fn v0_models(app: &App) -> Response<ProxyBody> {
     let answers = fetch_from_up(app, "/api/v0/models").await;
     if answers.is_empty() {
-        return ApiError::UpstreamUnavailable("no upstream answered /api/v0/models".to_string()).into_response();
+        return ApiError::UpstreamUnavailable("no upstream answered /api/v0/models".to_string())
+            .into_response();
     }
 
     let mut merged: Vec<Value> = Vec::new();
@@ -83,14 +84,16 @@ pub async fn v0_model(app: &App, path: &str) -> Response<ProxyBody> {
     let (status, body) = match found.or(answers.first()) {
         Some(answer) => answer.clone(),
         None => {
-            return ApiError::UpstreamUnavailable(format!("no upstream answered {path}")).into_response();
+            return ApiError::UpstreamUnavailable(format!("no upstream answered {path}"))
+                .into_response();
         }
     };
     let mut response = Response::new(ProxyBody::full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -103,16 +106,23 @@ async fn fetch_from_up(app: &App, path: &str) -> Vec<(StatusCode, Bytes)> {
         tokio::spawn(async move {
             let mut request = Request::builder().method(Method::GET).uri(uri);
             if let Some(token) = &upstream.api_token {
-                request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+                request =
+                    request.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
             }
             let request = request.body(Full::new(Bytes::new())).ok()?;
             let exchange = async {
                 let response = client.request(request).await.ok()?;
                 let status = response.status();
-                let body = Limited::new(response.into_body(), LISTING_MAX_BYTES).collect().await.ok()?;
+                let body = Limited::new(response.into_body(), LISTING_MAX_BYTES)
+                    .collect()
+                    .await
+                    .ok()?;
                 Some((status, body.to_bytes()))
             };
-            tokio::time::timeout(LISTING_TIMEOUT, exchange).await.ok().flatten()
+            tokio::time::timeout(LISTING_TIMEOUT, exchange)
+                .await
+                .ok()
+                .flatten()
         })
     });
     let tasks: Vec<_> = requests.collect();

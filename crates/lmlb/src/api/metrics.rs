@@ -15,7 +15,12 @@ pub fn metrics(app: &App) -> Response<ProxyBody> {
     write_counters(app, &mut out);
     write_instances(app, &mut out);
     write_upstreams(app, &mut out);
-    write_histogram(&mut out, "lmlb_queue_wait_seconds", "Time requests waited for a slot.", &app.metrics.queue_wait);
+    write_histogram(
+        &mut out,
+        "lmlb_queue_wait_seconds",
+        "Time requests waited for a slot.",
+        &app.metrics.queue_wait,
+    );
     write_histogram(
         &mut out,
         "lmlb_request_duration_seconds",
@@ -34,17 +39,34 @@ pub fn metrics(app: &App) -> Response<ProxyBody> {
 fn write_counters(app: &App, out: &mut String) {
     let m = &app.metrics;
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# HELP lmlb_requests_total Requests received on balanced endpoints.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_requests_total Requests received on balanced endpoints."
+    );
     let _ = writeln!(out, "# TYPE lmlb_requests_total counter");
     let _ = writeln!(out, "lmlb_requests_total {}", load(&m.requests));
 
-    let _ = writeln!(out, "# HELP lmlb_responses_total Forwarded responses by how they ended.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_responses_total Forwarded responses by how they ended."
+    );
     let _ = writeln!(out, "# TYPE lmlb_responses_total counter");
-    for (outcome, counter) in [("complete", &m.completed), ("client_gone", &m.client_gone), ("upstream_error", &m.upstream_errors)] {
-        let _ = writeln!(out, "lmlb_responses_total{{outcome=\"{outcome}\"}} {}", load(counter));
+    for (outcome, counter) in [
+        ("complete", &m.completed),
+        ("client_gone", &m.client_gone),
+        ("upstream_error", &m.upstream_errors),
+    ] {
+        let _ = writeln!(
+            out,
+            "lmlb_responses_total{{outcome=\"{outcome}\"}} {}",
+            load(counter)
+        );
     }
 
-    let _ = writeln!(out, "# HELP lmlb_rejected_total Requests answered by lmlb with an error.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_rejected_total Requests answered by lmlb with an error."
+    );
     let _ = writeln!(out, "# TYPE lmlb_rejected_total counter");
     let reasons = [
         ("invalid", &m.rejected_invalid),
@@ -54,29 +76,59 @@ fn write_counters(app: &App, out: &mut String) {
         ("other", &m.rejected_other),
     ];
     for (reason, counter) in reasons {
-        let _ = writeln!(out, "lmlb_rejected_total{{reason=\"{reason}\"}} {}", load(counter));
+        let _ = writeln!(
+            out,
+            "lmlb_rejected_total{{reason=\"{reason}\"}} {}",
+            load(counter)
+        );
     }
 
-    let _ = writeln!(out, "# HELP lmlb_retries_total Requests moved to another instance after a failed connection.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_retries_total Requests moved to another instance after a failed connection."
+    );
     let _ = writeln!(out, "# TYPE lmlb_retries_total counter");
     let _ = writeln!(out, "lmlb_retries_total {}", load(&m.retries));
 
-    let _ = writeln!(out, "# HELP lmlb_resident_memory_bytes Resident memory of the lmlb process.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_resident_memory_bytes Resident memory of the lmlb process."
+    );
     let _ = writeln!(out, "# TYPE lmlb_resident_memory_bytes gauge");
-    let _ = writeln!(out, "lmlb_resident_memory_bytes {}", super::resident_memory_bytes());
+    let _ = writeln!(
+        out,
+        "lmlb_resident_memory_bytes {}",
+        super::resident_memory_bytes()
+    );
 }
 
 fn write_instances(app: &App, out: &mut String) {
     let snapshot = app.scheduler.snapshot();
     let gauges: [(&str, &str, &str); 3] = [
-        ("lmlb_instance_slots", "gauge", "Requests the instance runs at once."),
-        ("lmlb_instance_in_flight", "gauge", "Requests running on the instance."),
-        ("lmlb_instance_served_total", "counter", "Requests the instance finished."),
+        (
+            "lmlb_instance_slots",
+            "gauge",
+            "Requests the instance runs at once.",
+        ),
+        (
+            "lmlb_instance_in_flight",
+            "gauge",
+            "Requests running on the instance.",
+        ),
+        (
+            "lmlb_instance_served_total",
+            "counter",
+            "Requests the instance finished.",
+        ),
     ];
     for (name, kind, help) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
-        for instance in snapshot.instances.iter().filter(|i| i.listed || i.in_flight > 0) {
+        for instance in snapshot
+            .instances
+            .iter()
+            .filter(|i| i.listed || i.in_flight > 0)
+        {
             let value = match name {
                 "lmlb_instance_slots" => u64::from(instance.slots),
                 "lmlb_instance_in_flight" => u64::from(instance.in_flight),
@@ -92,19 +144,33 @@ fn write_instances(app: &App, out: &mut String) {
         }
     }
 
-    let _ = writeln!(out, "# HELP lmlb_queue_depth Requests waiting for a slot, per model.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_queue_depth Requests waiting for a slot, per model."
+    );
     let _ = writeln!(out, "# TYPE lmlb_queue_depth gauge");
     for (model, depth) in &snapshot.queued {
-        let _ = writeln!(out, "lmlb_queue_depth{{model=\"{}\"}} {depth}", escape(model));
+        let _ = writeln!(
+            out,
+            "lmlb_queue_depth{{model=\"{}\"}} {depth}",
+            escape(model)
+        );
     }
 }
 
 fn write_upstreams(app: &App, out: &mut String) {
-    let _ = writeln!(out, "# HELP lmlb_upstream_up Whether the upstream answered its last check.");
+    let _ = writeln!(
+        out,
+        "# HELP lmlb_upstream_up Whether the upstream answered its last check."
+    );
     let _ = writeln!(out, "# TYPE lmlb_upstream_up gauge");
     for (index, upstream) in app.catalog.upstreams().iter().enumerate() {
         let up = u8::from(app.catalog.is_up(index));
-        let _ = writeln!(out, "lmlb_upstream_up{{upstream=\"{}\"}} {up}", escape(&upstream.name));
+        let _ = writeln!(
+            out,
+            "lmlb_upstream_up{{upstream=\"{}\"}} {up}",
+            escape(&upstream.name)
+        );
     }
 }
 
@@ -122,5 +188,8 @@ fn write_histogram(out: &mut String, name: &str, help: &str, histogram: &Histogr
 
 /// Escapes a Prometheus label value.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

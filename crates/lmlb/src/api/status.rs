@@ -15,7 +15,9 @@ use crate::scheduler::{InstanceView, Snapshot};
 pub fn health(app: &App) -> Response<ProxyBody> {
     let snapshot = app.scheduler.snapshot();
     let upstreams = upstreams_detail(app, &snapshot);
-    let up = (0..app.catalog.upstreams().len()).filter(|&i| app.catalog.is_up(i)).count();
+    let up = (0..app.catalog.upstreams().len())
+        .filter(|&i| app.catalog.is_up(i))
+        .count();
     let status = match up {
         0 => "unhealthy",
         n if n < app.catalog.upstreams().len() => "degraded",
@@ -41,7 +43,11 @@ pub fn models(app: &App) -> Response<ProxyBody> {
     for instance in snapshot.instances.iter().filter(|i| i.listed) {
         *load.entry(&instance.id).or_default() += instance.in_flight;
     }
-    let free: Vec<&str> = load.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
+    let free: Vec<&str> = load
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| *id)
+        .collect();
 
     let body = json!({
         "availableModels": available(&snapshot),
@@ -58,7 +64,12 @@ pub fn models(app: &App) -> Response<ProxyBody> {
 
 /// Instance ids in rotation, each once (the same id may be loaded on several upstreams).
 fn available(snapshot: &Snapshot) -> Vec<&str> {
-    let mut ids: Vec<&str> = snapshot.instances.iter().filter(|i| i.in_rotation).map(|i| i.id.as_str()).collect();
+    let mut ids: Vec<&str> = snapshot
+        .instances
+        .iter()
+        .filter(|i| i.in_rotation)
+        .map(|i| i.id.as_str())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -76,7 +87,9 @@ fn in_progress(snapshot: &Snapshot) -> Vec<&str> {
 fn models_detail(snapshot: &Snapshot) -> Vec<Value> {
     let mut models: BTreeMap<&str, (u32, u32, u64, usize, &InstanceView)> = BTreeMap::new();
     for instance in snapshot.instances.iter().filter(|i| i.listed) {
-        let entry = models.entry(&instance.model).or_insert((0, 0, 0, 0, instance));
+        let entry = models
+            .entry(&instance.model)
+            .or_insert((0, 0, 0, 0, instance));
         entry.0 += instance.slots;
         entry.1 += instance.in_flight;
         entry.2 += instance.served;

@@ -88,7 +88,11 @@ pub async fn discover(
 }
 
 /// GETs a path; `Ok(None)` when the upstream answered but not with a usable JSON document.
-async fn fetch_json(client: &HttpClient, upstream: &UpstreamConfig, path: &str) -> Result<Option<Value>, DiscoveryError> {
+async fn fetch_json(
+    client: &HttpClient,
+    upstream: &UpstreamConfig,
+    path: &str,
+) -> Result<Option<Value>, DiscoveryError> {
     let mut request = Request::builder()
         .method(Method::GET)
         .uri(format!("{}{path}", upstream.url))
@@ -106,7 +110,9 @@ async fn fetch_json(client: &HttpClient, upstream: &UpstreamConfig, path: &str) 
             .await
             .map_err(|e| DiscoveryError::Connect(crate::proxy::describe_client_error(&e)))?;
         let status = response.status();
-        let body = Limited::new(response.into_body(), LISTING_MAX_BYTES).collect().await;
+        let body = Limited::new(response.into_body(), LISTING_MAX_BYTES)
+            .collect()
+            .await;
         Ok::<_, DiscoveryError>((status, body.ok().map(|b| b.to_bytes())))
     };
     let (status, body) = tokio::time::timeout(LISTING_TIMEOUT, exchange)
@@ -127,7 +133,10 @@ fn parse_v1(json: &Value) -> Option<Vec<InstanceSpec>> {
     let models = json.get("models")?.as_array()?;
     let mut instances = Vec::new();
     for model in models {
-        let kind = kind_of(model, model.get("key").and_then(Value::as_str).unwrap_or(""));
+        let kind = kind_of(
+            model,
+            model.get("key").and_then(Value::as_str).unwrap_or(""),
+        );
         let Some(loaded) = model.get("loaded_instances").and_then(Value::as_array) else {
             continue;
         };

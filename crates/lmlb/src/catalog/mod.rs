@@ -91,7 +91,10 @@ impl Catalog {
     }
 
     pub fn status(&self, index: usize) -> UpstreamStatus {
-        self.status[index].lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status[index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn is_up(&self, index: usize) -> bool {
@@ -100,7 +103,9 @@ impl Catalog {
 
     /// Indices of the upstreams that answered their last check.
     pub fn up_upstreams(&self) -> Vec<usize> {
-        (0..self.upstreams.len()).filter(|&i| self.is_up(i)).collect()
+        (0..self.upstreams.len())
+            .filter(|&i| self.is_up(i))
+            .collect()
     }
 
     /// Asks for an immediate check of an upstream, after a request failed to reach it.

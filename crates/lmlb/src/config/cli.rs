@@ -46,7 +46,12 @@ pub struct DemoArgs {
 pub struct ServeArgs {
     /// LM Studio server URL; repeat the flag for several servers. The variable takes a
     /// comma-separated list. Default: http://localhost:1234.
-    #[arg(long = "upstream", value_name = "URL", env = "LM_STUDIO_URL", value_delimiter = ',')]
+    #[arg(
+        long = "upstream",
+        value_name = "URL",
+        env = "LM_STUDIO_URL",
+        value_delimiter = ','
+    )]
     pub upstreams: Vec<String>,
 
     /// TOML file with upstreams, API tokens, aliases, slot overrides and queue limits.
@@ -63,7 +68,11 @@ pub struct ServeArgs {
 
     /// How often each upstream's loaded models are read, in milliseconds (or with a unit: 5s).
     /// Default: 5000.
-    #[arg(long = "refresh-interval", value_name = "MS", env = "MODEL_REFRESH_INTERVAL")]
+    #[arg(
+        long = "refresh-interval",
+        value_name = "MS",
+        env = "MODEL_REFRESH_INTERVAL"
+    )]
     pub refresh_interval: Option<String>,
 
     /// Longest silence from an upstream, in milliseconds: before its response headers and between
@@ -72,7 +81,11 @@ pub struct ServeArgs {
     pub request_timeout: Option<String>,
 
     /// Largest accepted request body, such as 50mb; larger bodies get 413. Default: 50mb.
-    #[arg(long = "max-payload-size", value_name = "SIZE", env = "MAX_PAYLOAD_SIZE")]
+    #[arg(
+        long = "max-payload-size",
+        value_name = "SIZE",
+        env = "MAX_PAYLOAD_SIZE"
+    )]
     pub max_payload_size: Option<String>,
 
     /// Log filter: error, warn, info, debug, trace, or tracing directives. Default: info.
@@ -105,12 +118,22 @@ pub struct ServeArgs {
 
     /// Key that clients must send as "Authorization: Bearer KEY"; repeat for several. The
     /// variable takes a comma-separated list. Without keys, lmlb needs no authentication.
-    #[arg(long = "api-key", value_name = "KEY", env = "LMLB_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "api-key",
+        value_name = "KEY",
+        env = "LMLB_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
 
     /// How long in-flight requests may run after SIGINT or SIGTERM, in milliseconds (or 30s).
     /// Default: 30000.
-    #[arg(long = "shutdown-timeout", value_name = "MS", env = "LMLB_SHUTDOWN_TIMEOUT")]
+    #[arg(
+        long = "shutdown-timeout",
+        value_name = "MS",
+        env = "LMLB_SHUTDOWN_TIMEOUT"
+    )]
     pub shutdown_timeout: Option<String>,
 }
 

@@ -163,10 +163,15 @@ impl Config {
                 .or(file.log_level.clone())
                 .unwrap_or(defaults.log_level),
             request_log: match &args.request_log {
-                Some(text) => units::parse_bool(text).map_err(|e| format!("ENABLE_REQUEST_LOGGING: {e}"))?,
+                Some(text) => {
+                    units::parse_bool(text).map_err(|e| format!("ENABLE_REQUEST_LOGGING: {e}"))?
+                }
                 None => file.request_log.unwrap_or(false),
             },
-            unknown_model: args.unknown_model.or(file.unknown_model).unwrap_or_default(),
+            unknown_model: args
+                .unknown_model
+                .or(file.unknown_model)
+                .unwrap_or_default(),
             api_keys: resolve_api_keys(args, &file),
             shutdown_timeout: pick_duration(
                 "shutdown timeout",
@@ -175,7 +180,10 @@ impl Config {
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
             queue: QueueLimits {
-                max_size: args.max_queue.or(file.queue.max_size).unwrap_or(DEFAULT_MAX_QUEUE),
+                max_size: args
+                    .max_queue
+                    .or(file.queue.max_size)
+                    .unwrap_or(DEFAULT_MAX_QUEUE),
                 timeout: pick_duration(
                     "queue timeout",
                     args.queue_timeout.as_deref(),
@@ -192,21 +200,34 @@ impl Config {
     pub fn queue_limits_for(&self, model: &str) -> QueueLimits {
         let settings = self.models.get(model);
         QueueLimits {
-            max_size: settings.and_then(|s| s.max_queue).unwrap_or(self.queue.max_size),
-            timeout: settings.and_then(|s| s.queue_timeout).unwrap_or(self.queue.timeout),
+            max_size: settings
+                .and_then(|s| s.max_queue)
+                .unwrap_or(self.queue.max_size),
+            timeout: settings
+                .and_then(|s| s.queue_timeout)
+                .unwrap_or(self.queue.timeout),
         }
     }
 }
 
-fn resolve_upstreams(args: &ServeArgs, file: &file::FileConfig) -> Result<Vec<UpstreamConfig>, String> {
+fn resolve_upstreams(
+    args: &ServeArgs,
+    file: &file::FileConfig,
+) -> Result<Vec<UpstreamConfig>, String> {
     let mut upstreams = Vec::new();
-    for url in args.upstreams.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
+    for url in args
+        .upstreams
+        .iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+    {
         upstreams.push(upstream_from_url(url, None, None)?);
     }
     if upstreams.is_empty() {
         for (index, entry) in file.upstreams.iter().enumerate() {
-            let upstream = upstream_from_url(&entry.url, entry.name.clone(), entry.api_token.clone())
-                .map_err(|e| format!("upstream[{index}].url: {e}"))?;
+            let upstream =
+                upstream_from_url(&entry.url, entry.name.clone(), entry.api_token.clone())
+                    .map_err(|e| format!("upstream[{index}].url: {e}"))?;
             upstreams.push(upstream);
         }
     }
@@ -219,7 +240,10 @@ fn resolve_upstreams(args: &ServeArgs, file: &file::FileConfig) -> Result<Vec<Up
 
 fn check_unique_names(upstreams: &[UpstreamConfig]) -> Result<(), String> {
     for (index, upstream) in upstreams.iter().enumerate() {
-        if upstreams[..index].iter().any(|other| other.name == upstream.name) {
+        if upstreams[..index]
+            .iter()
+            .any(|other| other.name == upstream.name)
+        {
             return Err(format!(
                 "upstream \"{}\" is configured twice; give each upstream its own name or URL",
                 upstream.name
@@ -232,7 +256,11 @@ fn check_unique_names(upstreams: &[UpstreamConfig]) -> Result<(), String> {
 /// Validates an upstream URL and normalizes it to an origin.
 ///
 /// A trailing `/v1` is dropped, since users often paste the OpenAI base URL.
-pub fn upstream_from_url(url: &str, name: Option<String>, api_token: Option<String>) -> Result<UpstreamConfig, String> {
+pub fn upstream_from_url(
+    url: &str,
+    name: Option<String>,
+    api_token: Option<String>,
+) -> Result<UpstreamConfig, String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("invalid upstream URL \"{url}\": {e}"))?;
@@ -243,7 +271,11 @@ pub fn upstream_from_url(url: &str, name: Option<String>, api_token: Option<Stri
                 "upstream URL \"{url}\" uses https, which lmlb does not support; LM Studio serves plain http"
             ));
         }
-        _ => return Err(format!("invalid upstream URL \"{url}\": expected http://HOST:PORT")),
+        _ => {
+            return Err(format!(
+                "invalid upstream URL \"{url}\": expected http://HOST:PORT"
+            ));
+        }
     }
     let Some(authority) = uri.authority() else {
         return Err(format!("invalid upstream URL \"{url}\": missing host"));
@@ -275,7 +307,11 @@ fn resolve_payload(args: &ServeArgs, file: &file::FileConfig) -> Result<usize, S
 }
 
 fn resolve_api_keys(args: &ServeArgs, file: &file::FileConfig) -> Vec<Secret> {
-    let keys = if args.api_keys.is_empty() { &file.api_keys } else { &args.api_keys };
+    let keys = if args.api_keys.is_empty() {
+        &file.api_keys
+    } else {
+        &args.api_keys
+    };
     keys.iter()
         .map(|key| key.trim())
         .filter(|key| !key.is_empty())
@@ -291,7 +327,8 @@ fn resolve_models(file: &file::FileConfig) -> Result<BTreeMap<String, ModelSetti
         }
         let queue_timeout = match &entry.queue_timeout {
             Some(value) => Some(
-                parse_duration(&value.text()).map_err(|e| format!("models.\"{id}\".queue_timeout: {e}"))?,
+                parse_duration(&value.text())
+                    .map_err(|e| format!("models.\"{id}\".queue_timeout: {e}"))?,
             ),
             None => None,
         };
@@ -330,7 +367,11 @@ mod tests {
 
     #[test]
     fn upstream_url_rejects_https_and_paths() {
-        assert!(upstream_from_url("https://x:1234", None, None).unwrap_err().contains("https"));
+        assert!(
+            upstream_from_url("https://x:1234", None, None)
+                .unwrap_err()
+                .contains("https")
+        );
         assert!(upstream_from_url("http://x:1234/api", None, None).is_err());
         assert!(upstream_from_url("localhost:1234", None, None).is_err());
     }

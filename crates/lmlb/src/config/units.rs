@@ -17,7 +17,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "kb" | "k" | "kib" => 1024.0,
         "mb" | "m" | "mib" => 1024.0 * 1024.0,
         "gb" | "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("invalid size \"{text}\": unknown unit \"{other}\" (use b, kb, mb or gb)")),
+        other => {
+            return Err(format!(
+                "invalid size \"{text}\": unknown unit \"{other}\" (use b, kb, mb or gb)"
+            ));
+        }
     };
     let value: f64 = number
         .parse()
@@ -34,15 +38,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
 
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration \"{text}\": expected milliseconds or a value such as 30s"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("invalid duration \"{text}\": expected milliseconds or a value such as 30s")
+    })?;
     let seconds = match unit.trim() {
         "" | "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("invalid duration \"{text}\": unknown unit \"{other}\" (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "invalid duration \"{text}\": unknown unit \"{other}\" (use ms, s, m or h)"
+            ));
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }

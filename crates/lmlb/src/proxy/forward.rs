@@ -10,8 +10,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use super::body::UpstreamBody;
 use super::body::OnClientGone;
+use super::body::UpstreamBody;
 use super::headers;
 use crate::client::HttpClient;
 use crate::config::UpstreamConfig;
@@ -20,7 +20,10 @@ use crate::scheduler::SlotGuard;
 /// Why no response head came back.
 pub enum Failure {
     /// Refused, reset or closed before the response head; safe to try another instance.
-    Unreachable { error: String, guard: Option<SlotGuard> },
+    Unreachable {
+        error: String,
+        guard: Option<SlotGuard>,
+    },
     /// No response head within the request timeout.
     Timeout,
 }
@@ -39,7 +42,13 @@ pub fn build_request(
         .map_err(|e| format!("invalid upstream URI: {e}"))?;
 
     let mut headers = parts.headers.clone();
-    headers::prepare_request(&mut headers, client_ip, upstream, strip_client_auth, body.len());
+    headers::prepare_request(
+        &mut headers,
+        client_ip,
+        upstream,
+        strip_client_auth,
+        body.len(),
+    );
 
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = parts.method.clone();
@@ -69,7 +78,13 @@ pub async fn exchange(
     tokio::spawn(async move {
         let result = send(&client, request, guard, timeout).await;
         if let Err(Ok((response, guard))) = sender.send(result) {
-            let body = UpstreamBody::new(response.into_body(), guard, timeout, OnClientGone::Drain, None);
+            let body = UpstreamBody::new(
+                response.into_body(),
+                guard,
+                timeout,
+                OnClientGone::Drain,
+                None,
+            );
             drop(body);
         }
     });

@@ -93,11 +93,20 @@ mod tests {
     #[test]
     fn hop_by_hop_and_named_headers_removed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::CONTENT_TYPE));
@@ -108,7 +117,13 @@ mod tests {
         let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        prepare_request(&mut headers, "127.0.0.1".parse().unwrap(), &upstream, false, 7);
+        prepare_request(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            &upstream,
+            false,
+            7,
+        );
         assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[header::CONTENT_LENGTH], "7");
     }
@@ -118,8 +133,17 @@ mod tests {
         let mut upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
         upstream.api_token = Some(Secret::new("lm-token"));
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer lmlb-key"));
-        prepare_request(&mut headers, "127.0.0.1".parse().unwrap(), &upstream, true, 0);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer lmlb-key"),
+        );
+        prepare_request(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            &upstream,
+            true,
+            0,
+        );
         assert_eq!(headers[header::AUTHORIZATION], "Bearer lm-token");
     }
 
@@ -127,8 +151,17 @@ mod tests {
     fn client_auth_kept_without_inbound_keys() {
         let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer for-lm-studio"));
-        prepare_request(&mut headers, "127.0.0.1".parse().unwrap(), &upstream, false, 0);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer for-lm-studio"),
+        );
+        prepare_request(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            &upstream,
+            false,
+            0,
+        );
         assert_eq!(headers[header::AUTHORIZATION], "Bearer for-lm-studio");
     }
 }

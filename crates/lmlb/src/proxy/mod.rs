@@ -46,13 +46,27 @@ pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> Strin
 }
 
 /// Handles a request to a balanced endpoint.
-pub async fn balanced(app: &App, request: Request<Incoming>, endpoint: Endpoint, client: SocketAddr) -> Response<ProxyBody> {
+pub async fn balanced(
+    app: &App,
+    request: Request<Incoming>,
+    endpoint: Endpoint,
+    client: SocketAddr,
+) -> Response<ProxyBody> {
     let id = app.next_request_id();
-    let span = tracing::info_span!("request", id, model = tracing::field::Empty, instance = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        id,
+        model = tracing::field::Empty,
+        instance = tracing::field::Empty
+    );
     let started = Instant::now();
-    app.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.metrics
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-    let result = balance(app, request, endpoint, client, id, started).instrument(span).await;
+    let result = balance(app, request, endpoint, client, id, started)
+        .instrument(span)
+        .await;
     result.unwrap_or_else(|error| reject(app, error))
 }
 
@@ -83,25 +97,55 @@ async fn balance(
         let upstream = app.catalog.upstream(guard.upstream());
         tracing::Span::current().record("instance", &**guard.instance());
         let rewritten = rewrite::rewrite_model(&body, &fields.model_span, guard.instance());
-        let request = forward::build_request(&parts, rewritten, client.ip(), upstream, app.requires_key())
-            .map_err(ApiError::UpstreamUnavailable)?;
+        let request =
+            forward::build_request(&parts, rewritten, client.ip(), upstream, app.requires_key())
+                .map_err(ApiError::UpstreamUnavailable)?;
         let upstream_index = guard.upstream();
         let instance = guard.instance().to_string();
 
         // Non-streaming answers are detached so that a vanished client does not free the slot
         // while the instance is still generating.
         let detach = !fields.stream;
-        match forward::exchange(&app.client, request, Some(guard), app.config.request_timeout, detach).await {
+        match forward::exchange(
+            &app.client,
+            request,
+            Some(guard),
+            app.config.request_timeout,
+            detach,
+        )
+        .await
+        {
             Ok((response, guard)) => {
-                let record = record(app, &parts, &fields, &instance, upstream_index, waited, id, started, response.status().as_u16());
-                return Ok(upstream_response(app, response, guard, fields.stream, record, &instance, upstream_index));
+                let record = record(
+                    app,
+                    &parts,
+                    &fields,
+                    &instance,
+                    upstream_index,
+                    waited,
+                    id,
+                    started,
+                    response.status().as_u16(),
+                );
+                return Ok(upstream_response(
+                    app,
+                    response,
+                    guard,
+                    fields.stream,
+                    record,
+                    &instance,
+                    upstream_index,
+                ));
             }
             Err(Failure::Timeout) => {
                 return Err(ApiError::UpstreamTimeout {
                     timeout_ms: app.config.request_timeout.as_millis(),
                 });
             }
-            Err(Failure::Unreachable { error, guard: failed }) => {
+            Err(Failure::Unreachable {
+                error,
+                guard: failed,
+            }) => {
                 on_unreachable(app, upstream_index, failed, &error);
                 if attempt == 1 {
                     return Err(ApiError::UpstreamUnavailable(format!(
@@ -109,7 +153,9 @@ async fn balance(
                         app.catalog.upstream(upstream_index).name
                     )));
                 }
-                app.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                app.metrics
+                    .retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let wait_started = Instant::now();
                 let (next, _) = wait_for_slot(app, &target).await?;
                 waited += wait_started.elapsed();
@@ -167,21 +213,43 @@ fn upstream_response(
     upstream: usize,
 ) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
-    headers::mark_response(&mut parts.headers, instance, &app.catalog.upstream(upstream).name);
-    let on_client_gone = if stream { OnClientGone::Close } else { OnClientGone::Drain };
-    let body = UpstreamBody::new(incoming, guard, app.config.request_timeout, on_client_gone, Some(record));
+    headers::mark_response(
+        &mut parts.headers,
+        instance,
+        &app.catalog.upstream(upstream).name,
+    );
+    let on_client_gone = if stream {
+        OnClientGone::Close
+    } else {
+        OnClientGone::Drain
+    };
+    let body = UpstreamBody::new(
+        incoming,
+        guard,
+        app.config.request_timeout,
+        on_client_gone,
+        Some(record),
+    );
     Response::from_parts(parts, ProxyBody::upstream(body))
 }
 
 /// Maps the requested name to a target: an alias first, then a model, then an instance id.
 fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiError> {
-    let name = app.config.aliases.get(requested).map_or(requested, String::as_str);
+    let name = app
+        .config
+        .aliases
+        .get(requested)
+        .map_or(requested, String::as_str);
     let fallback = (app.config.unknown_model == UnknownModel::Any).then(|| endpoint.class());
     match app.scheduler.resolve(name, fallback) {
         Resolution::Found(target) => Ok(target),
         Resolution::Unknown { loaded } => Err(ApiError::ModelNotFound {
             requested: requested.to_string(),
-            loaded: if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
+            loaded: if loaded.is_empty() {
+                "none".to_string()
+            } else {
+                loaded.join(", ")
+            },
         }),
     }
 }
@@ -222,12 +290,18 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(error) => Err(ApiError::invalid(format!("failed to read the request body: {error}"))),
+        Err(error) => Err(ApiError::invalid(format!(
+            "failed to read the request body: {error}"
+        ))),
     }
 }
 
 /// Forwards a request that is not balanced to a healthy upstream, unchanged.
-pub async fn passthrough(app: &App, request: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+pub async fn passthrough(
+    app: &App,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body, app.config.max_payload).await {
         Ok(body) => body,
@@ -237,22 +311,45 @@ pub async fn passthrough(app: &App, request: Request<Incoming>, client: SocketAd
     let mut last_error = "no upstream is configured".to_string();
     for index in app.passthrough_order().into_iter().take(2) {
         let upstream = app.catalog.upstream(index);
-        let request = match forward::build_request(&parts, body.clone(), client.ip(), upstream, app.requires_key()) {
+        let request = match forward::build_request(
+            &parts,
+            body.clone(),
+            client.ip(),
+            upstream,
+            app.requires_key(),
+        ) {
             Ok(request) => request,
             Err(error) => return reject(app, ApiError::UpstreamUnavailable(error)),
         };
-        match forward::exchange(&app.client, request, None, app.config.request_timeout, false).await {
+        match forward::exchange(
+            &app.client,
+            request,
+            None,
+            app.config.request_timeout,
+            false,
+        )
+        .await
+        {
             Ok((response, _)) => {
                 let (mut head, incoming) = response.into_parts();
                 headers::mark_response(&mut head.headers, "", &upstream.name);
                 head.headers.remove(X_LMLB_INSTANCE);
-                let body = UpstreamBody::new(incoming, None, app.config.request_timeout, OnClientGone::Close, None);
+                let body = UpstreamBody::new(
+                    incoming,
+                    None,
+                    app.config.request_timeout,
+                    OnClientGone::Close,
+                    None,
+                );
                 return Response::from_parts(head, ProxyBody::upstream(body));
             }
             Err(Failure::Timeout) => {
-                return reject(app, ApiError::UpstreamTimeout {
-                    timeout_ms: app.config.request_timeout.as_millis(),
-                });
+                return reject(
+                    app,
+                    ApiError::UpstreamTimeout {
+                        timeout_ms: app.config.request_timeout.as_millis(),
+                    },
+                );
             }
             Err(Failure::Unreachable { error, .. }) => {
                 app.catalog.check_now(index);

@@ -31,7 +31,11 @@ struct Envelope {
 pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
     match first {
-        None => return Err(ApiError::invalid("the request body is empty; expected a JSON object")),
+        None => {
+            return Err(ApiError::invalid(
+                "the request body is empty; expected a JSON object",
+            ));
+        }
         Some(b'{') => {}
         Some(_) => {
             if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
@@ -44,8 +48,16 @@ pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))?;
     let model = match envelope.model {
         Some(Value::String(model)) => model,
-        Some(_) => return Err(ApiError::invalid_model("the \"model\" field must be a string")),
-        None => return Err(ApiError::invalid_model("the request body has no \"model\" field")),
+        Some(_) => {
+            return Err(ApiError::invalid_model(
+                "the \"model\" field must be a string",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid_model(
+                "the request body has no \"model\" field",
+            ));
+        }
     };
     let model_span = find_top_level_value(body, "model")
         .expect("a validated object with a model field has a model value");

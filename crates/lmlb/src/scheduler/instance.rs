@@ -32,6 +32,7 @@ impl Instance {
 
     /// Whether `self` is less loaded than `other`, comparing in-flight / slots without division.
     pub fn less_loaded_than(&self, other: &Instance) -> bool {
-        u64::from(self.in_flight) * u64::from(other.slots) < u64::from(other.in_flight) * u64::from(self.slots)
+        u64::from(self.in_flight) * u64::from(other.slots)
+            < u64::from(other.in_flight) * u64::from(self.slots)
     }
 }

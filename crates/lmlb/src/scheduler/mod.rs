@@ -49,7 +49,9 @@ pub enum Acquire {
     Granted(SlotGuard),
     Queued(Ticket),
     /// The target's queue already holds `max` requests.
-    QueueFull { max: usize },
+    QueueFull {
+        max: usize,
+    },
     /// Every instance of the target is on an upstream that is down.
     Unavailable,
 }
@@ -59,7 +61,9 @@ pub enum Acquire {
 pub enum Resolution {
     Found(Target),
     /// Nothing matches; `loaded` lists the models in rotation, for the error message.
-    Unknown { loaded: Vec<String> },
+    Unknown {
+        loaded: Vec<String>,
+    },
 }
 
 /// Instances that appeared or disappeared in one catalog update.
@@ -104,7 +108,9 @@ impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves counters consistent (every update is one step),
         // so a poisoned mutex is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Maps a requested name to a target: a model first, then an exact instance id, then (when
@@ -118,7 +124,10 @@ impl Scheduler {
             return Resolution::Found(Target::Instance(Arc::from(name)));
         }
         if let Some(class) = fallback
-            && state.instances.iter().any(|i| i.kind.class() == class && i.listed)
+            && state
+                .instances
+                .iter()
+                .any(|i| i.kind.class() == class && i.listed)
         {
             return Resolution::Found(Target::AnyOf(class));
         }
@@ -201,7 +210,11 @@ impl Scheduler {
     }
 
     /// Claims a slot of `index` for the oldest eligible waiter, if the instance has one free.
-    fn next_handoff(self: &Arc<Self>, state: &mut State, index: usize) -> Option<(Waiter, SlotGuard)> {
+    fn next_handoff(
+        self: &Arc<Self>,
+        state: &mut State,
+        index: usize,
+    ) -> Option<(Waiter, SlotGuard)> {
         if !state.instances[index].has_free_slot() {
             return None;
         }
@@ -224,7 +237,11 @@ impl Scheduler {
                 let slots = self.slots_for(spec);
                 state.upsert(upstream, spec, slots, &mut changes);
             }
-            for instance in state.instances.iter_mut().filter(|i| i.upstream == upstream) {
+            for instance in state
+                .instances
+                .iter_mut()
+                .filter(|i| i.upstream == upstream)
+            {
                 instance.suspended = false;
                 if instance.listed && !listed.iter().any(|spec| *spec.id == *instance.id) {
                     instance.listed = false;
@@ -246,7 +263,11 @@ impl Scheduler {
     pub fn set_upstream_down(&self, upstream: usize) -> Vec<String> {
         let mut state = self.lock();
         let mut removed = Vec::new();
-        for instance in state.instances.iter_mut().filter(|i| i.upstream == upstream && i.listed) {
+        for instance in state
+            .instances
+            .iter_mut()
+            .filter(|i| i.upstream == upstream && i.listed)
+        {
             instance.listed = false;
             removed.push(instance.id.to_string());
         }
@@ -256,7 +277,11 @@ impl Scheduler {
     /// Stops new work for `upstream` until its next successful check, after a failed connection.
     pub fn suspend_upstream(&self, upstream: usize) {
         let mut state = self.lock();
-        for instance in state.instances.iter_mut().filter(|i| i.upstream == upstream) {
+        for instance in state
+            .instances
+            .iter_mut()
+            .filter(|i| i.upstream == upstream)
+        {
             instance.suspended = true;
         }
     }
@@ -331,9 +356,17 @@ impl State {
     fn candidates(&self, target: &Target) -> Vec<usize> {
         match target {
             Target::Model(model) => self.by_model.get(model).cloned().unwrap_or_default(),
-            Target::Instance(id) => self.by_model.get(model_of(id)).map_or_else(Vec::new, |indices| {
-                indices.iter().copied().filter(|&i| *self.instances[i].id == **id).collect()
-            }),
+            Target::Instance(id) => {
+                self.by_model
+                    .get(model_of(id))
+                    .map_or_else(Vec::new, |indices| {
+                        indices
+                            .iter()
+                            .copied()
+                            .filter(|&i| *self.instances[i].id == **id)
+                            .collect()
+                    })
+            }
             Target::AnyOf(class) => (0..self.instances.len())
                 .filter(|&i| self.instances[i].kind.class() == *class)
                 .collect(),

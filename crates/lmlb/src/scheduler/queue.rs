@@ -40,10 +40,19 @@ impl Queues {
         self.queues.values().map(VecDeque::len).sum()
     }
 
-    pub fn push(&mut self, key: QueueKey, target: Target, sender: oneshot::Sender<SlotGuard>) -> u64 {
+    pub fn push(
+        &mut self,
+        key: QueueKey,
+        target: Target,
+        sender: oneshot::Sender<SlotGuard>,
+    ) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queues.entry(key).or_default().push_back(Waiter { seq, target, sender });
+        self.queues.entry(key).or_default().push_back(Waiter {
+            seq,
+            target,
+            sender,
+        });
         seq
     }
 

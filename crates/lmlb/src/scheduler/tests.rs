@@ -49,13 +49,21 @@ fn queued(acquire: Acquire) -> Ticket {
 }
 
 fn in_flight(scheduler: &Scheduler, id: &str) -> u32 {
-    scheduler.snapshot().instances.iter().find(|i| i.id == id).unwrap().in_flight
+    scheduler
+        .snapshot()
+        .instances
+        .iter()
+        .find(|i| i.id == id)
+        .unwrap()
+        .in_flight
 }
 
 #[test]
 fn spreads_over_idle_instances() {
     let scheduler = three_instances();
-    let guards: Vec<_> = (0..3).map(|_| granted(scheduler.acquire(&model("m")))).collect();
+    let guards: Vec<_> = (0..3)
+        .map(|_| granted(scheduler.acquire(&model("m"))))
+        .collect();
     let mut ids: Vec<_> = guards.iter().map(|g| g.instance().to_string()).collect();
     ids.sort();
     assert_eq!(ids, ["m", "m:2", "m:3"]);
@@ -100,7 +108,10 @@ fn freed_slot_goes_to_queue_head() {
     drop(busy);
     let handed = first.receiver.try_recv();
     assert!(handed.is_ok(), "the oldest waiter gets the slot");
-    assert!(second.receiver.try_recv().is_err(), "the next one keeps waiting");
+    assert!(
+        second.receiver.try_recv().is_err(),
+        "the next one keeps waiting"
+    );
     assert_eq!(in_flight(&scheduler, "m"), 1);
 }
 
@@ -140,7 +151,10 @@ fn pinned_request_waits_for_its_instance() {
     let on_one = granted(scheduler.acquire(&model("m")));
     assert_eq!(&**on_one.instance(), "m");
     drop(on_one);
-    assert!(pinned.receiver.try_recv().is_err(), "a slot on m is no use to m:2");
+    assert!(
+        pinned.receiver.try_recv().is_err(),
+        "a slot on m is no use to m:2"
+    );
 
     drop(on_two);
     let guard = pinned.receiver.try_recv().expect("m:2 freed");
@@ -167,8 +181,13 @@ fn queue_bounded() {
     let scheduler = scheduler();
     scheduler.sync_upstream(0, &[llm("m", None)]);
     let _busy = granted(scheduler.acquire(&model("m")));
-    let _tickets: Vec<_> = (0..4).map(|_| queued(scheduler.acquire(&model("m")))).collect();
-    assert!(matches!(scheduler.acquire(&model("m")), Acquire::QueueFull { max: 4 }));
+    let _tickets: Vec<_> = (0..4)
+        .map(|_| queued(scheduler.acquire(&model("m"))))
+        .collect();
+    assert!(matches!(
+        scheduler.acquire(&model("m")),
+        Acquire::QueueFull { max: 4 }
+    ));
 }
 
 #[test]
@@ -182,7 +201,10 @@ fn down_upstream_leaves_rotation() {
         assert_eq!(guard.upstream(), 1);
     }
     scheduler.set_upstream_down(1);
-    assert!(matches!(scheduler.acquire(&model("m")), Acquire::Unavailable));
+    assert!(matches!(
+        scheduler.acquire(&model("m")),
+        Acquire::Unavailable
+    ));
 }
 
 #[test]
@@ -193,7 +215,10 @@ fn new_instance_serves_queue() {
     let mut ticket = queued(scheduler.acquire(&model("m")));
     let changes = scheduler.sync_upstream(0, &[llm("m", None), llm("m:2", None)]);
     assert_eq!(changes.added, ["m:2"]);
-    assert_eq!(&**ticket.receiver.try_recv().expect("m:2 appeared").instance(), "m:2");
+    assert_eq!(
+        &**ticket.receiver.try_recv().expect("m:2 appeared").instance(),
+        "m:2"
+    );
 }
 
 #[test]
@@ -201,7 +226,11 @@ fn sync_reports_changes_only_once() {
     let scheduler = scheduler();
     let first = scheduler.sync_upstream(0, &[llm("m", None), llm("m:2", None)]);
     assert_eq!(first.added, ["m", "m:2"]);
-    assert!(scheduler.sync_upstream(0, &[llm("m", None), llm("m:2", None)]).is_empty());
+    assert!(
+        scheduler
+            .sync_upstream(0, &[llm("m", None), llm("m:2", None)])
+            .is_empty()
+    );
     let removed = scheduler.sync_upstream(0, &[llm("m", None)]);
     assert_eq!(removed.removed, ["m:2"]);
     let resized = scheduler.sync_upstream(0, &[llm("m", Some(4))]);
@@ -253,7 +282,9 @@ fn resolve_prefers_model_then_instance() {
 fn released_slot_on_removed_instance_is_safe() {
     let scheduler = scheduler();
     scheduler.sync_upstream(0, &[llm("m", None), llm("m:2", None)]);
-    let guards: Vec<_> = (0..2).map(|_| granted(scheduler.acquire(&model("m")))).collect();
+    let guards: Vec<_> = (0..2)
+        .map(|_| granted(scheduler.acquire(&model("m"))))
+        .collect();
     scheduler.sync_upstream(0, &[]);
     drop(guards);
     let snapshot = scheduler.snapshot();

@@ -34,7 +34,10 @@ fn escaped_key_and_value() {
     let fields = inspect(body.as_bytes()).unwrap();
     assert_eq!(fields.model, "q\"wen");
     assert!(fields.stream);
-    assert_eq!(replaced(body, "a\"b"), r#"{"mod\u0065l":"a\"b","stream":true}"#);
+    assert_eq!(
+        replaced(body, "a\"b"),
+        r#"{"mod\u0065l":"a\"b","stream":true}"#
+    );
 }
 
 #[test]
@@ -57,7 +60,11 @@ fn invalid_bodies_rejected() {
     ];
     for (body, expected) in cases {
         let error = inspect(body).unwrap_err();
-        assert!(error.to_string().contains(expected), "{:?}: {error}", String::from_utf8_lossy(body));
+        assert!(
+            error.to_string().contains(expected),
+            "{:?}: {error}",
+            String::from_utf8_lossy(body)
+        );
         assert_eq!(error.status(), 400);
     }
 }
@@ -84,7 +91,11 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 fn spaced(text: String, pretty: bool) -> String {
     // Spaces, not newlines: the replacement also lands inside strings, where a raw newline is invalid.
-    if pretty { text.replace(',', " ,  ").replace(':', " : ") } else { text }
+    if pretty {
+        text.replace(',', " ,  ").replace(':', " : ")
+    } else {
+        text
+    }
 }
 
 proptest! {

@@ -1,0 +1,10 @@
+//! Integration tests: lmlb against in-process simulated LM Studio servers, over real sockets.
+
+mod balancing;
+mod common;
+mod disconnect;
+mod endpoints;
+mod errors;
+mod lifecycle;
+mod streaming;
+mod upstreams;

@@ -1,0 +1,97 @@
+//! Upstreams that are down at start, come up later, or die while serving.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn upstream_down_at_start_picked_up_later() {
+    let sim = start_sim(sim_config(&["late-model,instances=2"], 0.0)).await;
+    sim.stop_accepting().await;
+    let lmlb = start_lmlb(lmlb_config(&[&sim])).await;
+
+    let health = get(&lmlb.url(), "/health").await.json();
+    assert_eq!(health["upstreams"][0]["state"], "down");
+    assert_eq!(health["status"], "unhealthy");
+    chat(&lmlb.url(), "late-model", 3)
+        .await
+        .assert_error(404, "model_not_found");
+
+    sim.resume_accepting().await.unwrap();
+    eventually("lmlb sees the upstream", || async {
+        get(&lmlb.url(), "/health").await.json()["upstreams"][0]["state"] == "up"
+    })
+    .await;
+    let reply = chat(&lmlb.url(), "late-model", 3).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let models = get(&lmlb.url(), "/models").await.json();
+    assert_eq!(
+        models["availableModels"],
+        serde_json::json!(["late-model", "late-model:2"])
+    );
+}
+
+#[tokio::test]
+async fn dead_upstream_leaves_rotation() {
+    let first = start_sim(sim_config(&["shared-model"], 0.0)).await;
+    let second = start_sim(sim_config(&["shared-model"], 0.0)).await;
+    let lmlb = start_lmlb(lmlb_config(&[&first, &second])).await;
+
+    second.stop_accepting().await;
+    // Every request succeeds: one that picks the dead upstream is moved to the live one.
+    for _ in 0..6 {
+        let reply = chat(&lmlb.url(), "shared-model", 2).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-lmlb-upstream"), first.url());
+    }
+    eventually("lmlb marks the upstream down", || async {
+        get(&lmlb.url(), "/health").await.json()["upstreams"][1]["state"] == "down"
+    })
+    .await;
+    let health = get(&lmlb.url(), "/health").await.json();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(first.stats().total_served(), 6);
+}
+
+#[tokio::test]
+async fn only_upstream_down_gives_503() {
+    let sim = start_sim(sim_config(&["solo-model"], 0.0)).await;
+    let lmlb = start_lmlb(lmlb_config(&[&sim])).await;
+    sim.stop_accepting().await;
+    eventually("lmlb marks the upstream down", || async {
+        get(&lmlb.url(), "/health").await.json()["upstreams"][0]["state"] == "down"
+    })
+    .await;
+    let reply = chat(&lmlb.url(), "solo-model", 2).await;
+    reply.assert_error(503, "upstream_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(lmlb_in_flight(&lmlb), 0);
+}
+
+#[tokio::test]
+async fn loaded_instance_joins_rotation() {
+    let (sim, lmlb) = setup(&["grow-model"], 0.0).await;
+    let id = sim.load("grow-model").unwrap();
+    assert_eq!(id, "grow-model:2");
+    eventually("lmlb lists the new instance", || async {
+        lmlb.app()
+            .scheduler
+            .snapshot()
+            .instances
+            .iter()
+            .any(|i| i.id == "grow-model:2" && i.in_rotation)
+    })
+    .await;
+    let pinned = chat(&lmlb.url(), "grow-model:2", 2).await;
+    assert_eq!(pinned.status, 200);
+
+    assert!(sim.unload("grow-model:2"));
+    eventually("lmlb drops the unloaded instance", || async {
+        !lmlb
+            .app()
+            .scheduler
+            .snapshot()
+            .instances
+            .iter()
+            .any(|i| i.id == "grow-model:2" && i.listed)
+    })
+    .await;
+}
