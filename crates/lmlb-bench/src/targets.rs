@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-
 use crate::error::BenchError;
 use crate::loadgen::http::get_json;
 use crate::process::{ChildProcess, free_port, loopback};
@@ -147,10 +146,7 @@ async fn check_lmlb_health(addr: SocketAddr, expected: usize) -> Result<(), Stri
     let upstreams = health["upstreams"]
         .as_array()
         .ok_or("`/health` has no `upstreams` array")?;
-    let up = upstreams
-        .iter()
-        .filter(|u| u["state"] == "up")
-        .count();
+    let up = upstreams.iter().filter(|u| u["state"] == "up").count();
     if up < expected {
         return Err(format!("{up} of {expected} upstreams up: {health}"));
     }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::rng::SplitMix64;
 
-/// The simulator's timing model: the first token after `ttft`, then one token
-/// every `1 / tokens_per_second`.
+/// The simulator's timing model (`lmstudio-sim --ttft-ms --tokens-per-second`):
+/// the first token `ttft` after the request gets a slot, then one token every
+/// `1 / tokens_per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServiceModel {
     pub ttft: Duration,
@@ -16,9 +17,11 @@ pub struct ServiceModel {
 
 impl ServiceModel {
     /// Returns how long one slot is busy generating `max_tokens` tokens:
-    /// `ttft + max_tokens / tokens_per_second`.
+    /// `ttft + (max_tokens - 1) / tokens_per_second`, since the first token
+    /// comes at `ttft` and each later one an interval after the previous.
     pub fn service_time(&self, max_tokens: u32) -> Duration {
-        self.ttft + Duration::from_secs_f64(f64::from(max_tokens) / self.tokens_per_second)
+        let intervals = f64::from(max_tokens.saturating_sub(1));
+        self.ttft + Duration::from_secs_f64(intervals / self.tokens_per_second)
     }
 }
 
@@ -152,12 +155,13 @@ mod tests {
     }
 
     #[test]
-    fn service_time_adds_ttft_and_tokens() {
+    fn service_time_adds_ttft_and_intervals() {
         let model = ServiceModel {
             ttft: Duration::from_millis(50),
             tokens_per_second: 20.0,
         };
-        assert_eq!(model.service_time(10), Duration::from_millis(550));
+        assert_eq!(model.service_time(10), Duration::from_millis(500));
+        assert_eq!(model.service_time(1), Duration::from_millis(50));
         assert_eq!(model.service_time(0), Duration::from_millis(50));
     }
 

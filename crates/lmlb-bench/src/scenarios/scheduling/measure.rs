@@ -15,7 +15,7 @@ use crate::loadgen::http::chat_body;
 use crate::loadgen::replay::{self, ReplayReport, TimedRequest};
 use crate::progress::Progress;
 use crate::report::Measurement;
-use crate::targets::MODEL;
+use crate::targets::{MODEL, Target};
 use crate::timeline::{Span, idle_while_waiting};
 use crate::trace::{ServiceModel, Trace};
 use crate::usage::UsageMonitor;
@@ -24,6 +24,8 @@ use super::deploy::Deployment;
 use super::{INSTANCES, SCENARIO};
 
 pub const IDEAL: &str = "ideal";
+/// Warm-up requests per slot.
+const WARM_UP_ROUNDS: usize = 2;
 
 /// Computes the ideal: one FIFO queue feeding every slot, simulated exactly.
 pub fn ideal(load: f64, trace: &Trace) -> Measurement {
@@ -79,6 +81,20 @@ pub async fn replay(
     measurement
 }
 
+/// Sends a few short streams through every slot before measuring: a proxy's
+/// first requests can pay for lazy start-up work (LiteLLM imports modules on
+/// its first request). Failures here show up again in the measured run.
+pub async fn warm_up(target: &Target) {
+    let requests: Vec<TimedRequest> = (0..INSTANCES * WARM_UP_ROUNDS)
+        .map(|_| TimedRequest {
+            arrival: Duration::ZERO,
+            body: chat_body(MODEL, 2, true),
+        })
+        .collect();
+    let progress = Progress::start("warm-up", requests.len() as u64);
+    replay::run(target.addr, &requests, &progress).await;
+}
+
 /// Converts outcomes to spans and counts the failed requests, which the
 /// statistics leave out.
 fn to_spans(report: &ReplayReport, service: ServiceModel, target: &str) -> (Vec<Span>, u64) {
@@ -108,8 +124,8 @@ fn to_spans(report: &ReplayReport, service: ServiceModel, target: &str) -> (Vec<
 }
 
 /// Returns the mean of (first token to `[DONE]`) minus the model's time for
-/// the remaining tokens: how much slower the simulator generated than the
-/// service model says. It shifts every target's latency, not only one.
+/// the tokens after the first: how much slower the tokens arrived than the
+/// service model says, from the simulator's timers and the proxy's delays.
 fn generation_excess_ms(report: &ReplayReport, trace: &Trace, service: ServiceModel) -> f64 {
     let excess: Vec<f64> = report
         .outcomes

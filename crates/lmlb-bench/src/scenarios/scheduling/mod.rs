@@ -102,6 +102,7 @@ async fn run_target(
         }
     };
 
+    measure::warm_up(&deployment.target).await;
     let mut records = Vec::new();
     for (load, trace) in traces {
         let measurement = measure::replay(&deployment, *load, trace, service).await;
