@@ -4,11 +4,13 @@
 //! responses, messages and `/api/v1/chat` endpoints. Model listings, model management and
 //! `/sim/*` never see them.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::stats::Changes;
 
 /// Faults to inject, also the JSON body of `POST /sim/faults` (which replaces all of them) and
 /// of `GET /sim/faults`. Counters go down by one for each request they hit.
@@ -61,18 +63,20 @@ pub(crate) struct StreamFaults {
 }
 
 /// The current faults behind a lock, with a flag that lets requests skip the lock while no
-/// fault is set.
+/// fault is set. Every change wakes stats waiters, so tests can wait for a fault to be used.
 pub(crate) struct FaultState {
     current: Mutex<Faults>,
     armed: AtomicBool,
+    changes: Arc<Changes>,
 }
 
 impl FaultState {
-    pub fn new(faults: Faults) -> Self {
+    pub fn new(faults: Faults, changes: Arc<Changes>) -> Self {
         let armed = AtomicBool::new(faults.is_armed());
         Self {
             current: Mutex::new(faults),
             armed,
+            changes,
         }
     }
 
@@ -84,6 +88,8 @@ impl FaultState {
         let mut current = self.lock();
         self.armed.store(faults.is_armed(), Ordering::Release);
         *current = faults;
+        drop(current);
+        self.changes.changed();
     }
 
     /// Returns the header delay without consuming anything.
@@ -131,8 +137,14 @@ impl FaultState {
             return None;
         }
         let mut faults = self.lock();
+        let before = faults.clone();
         let result = change(&mut faults);
         self.armed.store(faults.is_armed(), Ordering::Release);
+        let changed = *faults != before;
+        drop(faults);
+        if changed {
+            self.changes.changed();
+        }
         Some(result)
     }
 
@@ -157,11 +169,14 @@ mod tests {
 
     #[test]
     fn counters_run_down() {
-        let state = FaultState::new(Faults {
-            fail_next: 1,
-            hang_next: 1,
-            ..Faults::default()
-        });
+        let state = FaultState::new(
+            Faults {
+                fail_next: 1,
+                hang_next: 1,
+                ..Faults::default()
+            },
+            Arc::default(),
+        );
         assert_eq!(state.take_early(), Some(EarlyFault::Fail));
         assert_eq!(state.take_early(), Some(EarlyFault::Hang));
         assert_eq!(state.take_early(), None);
@@ -170,20 +185,26 @@ mod tests {
 
     #[test]
     fn close_without_count_closes_at_zero() {
-        let state = FaultState::new(Faults {
-            close_next: 1,
-            ..Faults::default()
-        });
+        let state = FaultState::new(
+            Faults {
+                close_next: 1,
+                ..Faults::default()
+            },
+            Arc::default(),
+        );
         assert_eq!(state.take_stream().close_after, Some(0));
         assert_eq!(state.take_stream(), StreamFaults::default());
     }
 
     #[test]
     fn header_delay_is_not_consumed() {
-        let state = FaultState::new(Faults {
-            header_delay_ms: 5,
-            ..Faults::default()
-        });
+        let state = FaultState::new(
+            Faults {
+                header_delay_ms: 5,
+                ..Faults::default()
+            },
+            Arc::default(),
+        );
         assert_eq!(state.header_delay(), Some(Duration::from_millis(5)));
         assert_eq!(state.header_delay(), Some(Duration::from_millis(5)));
     }

@@ -59,7 +59,7 @@ pub async fn start(config: SimConfig) -> io::Result<Simulator> {
         timing: Timing::new(&config),
         instant: config.is_instant(),
         registry: Registry::new(&config.models, Arc::clone(&changes)),
-        faults: FaultState::new(config.faults.clone()),
+        faults: FaultState::new(config.faults.clone(), Arc::clone(&changes)),
         recorder: config.record.then(Recorder::default),
         changes,
         down: watch::Sender::new(0),
