@@ -111,7 +111,8 @@ pub(crate) struct Generated {
 }
 
 /// Runs a non-streaming generation in the slot: waits until the last token is due, then
-/// counts the tokens and frees the slot.
+/// counts the tokens and frees the slot. The text is built after the slot is free, so that
+/// in instant mode a slot is busy only for a moment.
 pub(crate) async fn generate(slot: SlotGuard, plan: &Plan, timing: &Timing) -> Generated {
     let uncached = plan.prompt.tokens.saturating_sub(slot.cached_tokens());
     let time_to_first_token = timing.first_token_delay(uncached);
@@ -121,13 +122,9 @@ pub(crate) async fn generate(slot: SlotGuard, plan: &Plan, timing: &Timing) -> G
         tokio::time::sleep_until(Instant::now() + total).await;
     }
 
-    let text = generate_text(plan.prompt.seed, plan.tokens);
-    if plan.tokens > 0 {
-        slot.instance().add_tokens(u64::from(plan.tokens));
-    }
-    drop(slot);
+    slot.finish(u64::from(plan.tokens));
     Generated {
-        text,
+        text: generate_text(plan.prompt.seed, plan.tokens),
         tokens: plan.tokens,
         finish: plan.finish,
         prompt_tokens: plan.prompt.tokens,

@@ -203,7 +203,11 @@ impl Instance {
         self.tokens.store(0, Ordering::Relaxed);
     }
 
-    fn release(&self, slot: usize, served: bool) {
+    /// Frees a slot; `served` counts the request, `tokens` adds its completion tokens.
+    fn release(&self, slot: usize, served: bool, tokens: u64) {
+        if tokens > 0 {
+            self.tokens.fetch_add(tokens, Ordering::Relaxed);
+        }
         let mut state = self.lock();
         state.slots[slot].busy = false;
         state.active -= 1;
@@ -312,7 +316,7 @@ impl Drop for QueuedRequest {
         if left_queue {
             self.instance.changes.changed();
         } else if let Ok(grant) = self.grant.try_recv() {
-            self.instance.release(grant.slot, false);
+            self.instance.release(grant.slot, false, 0);
         }
     }
 }
@@ -323,6 +327,8 @@ pub(crate) struct SlotGuard {
     instance: Arc<Instance>,
     slot: usize,
     cached_tokens: u32,
+    /// Tokens to count when the slot is freed.
+    tokens: u64,
 }
 
 impl SlotGuard {
@@ -331,7 +337,13 @@ impl SlotGuard {
             instance: Arc::clone(instance),
             slot: grant.slot,
             cached_tokens: grant.cached_tokens,
+            tokens: 0,
         }
+    }
+
+    /// Frees the slot and counts `tokens` generated, with a single stats change.
+    pub fn finish(mut self, tokens: u64) {
+        self.tokens = tokens;
     }
 
     pub fn instance(&self) -> &Arc<Instance> {
@@ -346,7 +358,7 @@ impl SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.instance.release(self.slot, true);
+        self.instance.release(self.slot, true, self.tokens);
     }
 }
 

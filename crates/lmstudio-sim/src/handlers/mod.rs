@@ -55,8 +55,28 @@ pub(crate) struct Endpoint {
     pub v0: bool,
 }
 
+/// Returns the inference endpoint at this method and path, if it is one.
+fn inference_endpoint(method: &Method, path: &str) -> Option<Endpoint> {
+    if method != Method::POST {
+        return None;
+    }
+    let (api, v0) = match path {
+        "/v1/chat/completions" => (Api::ChatCompletions, false),
+        "/v1/completions" => (Api::Completions, false),
+        "/v1/embeddings" => (Api::Embeddings, false),
+        "/v1/responses" => (Api::Responses, false),
+        "/v1/messages" => (Api::Messages, false),
+        "/api/v0/chat/completions" => (Api::ChatCompletions, true),
+        "/api/v0/completions" => (Api::Completions, true),
+        "/api/v0/embeddings" => (Api::Embeddings, true),
+        "/api/v1/chat" => (Api::NativeChat, false),
+        _ => return None,
+    };
+    Some(Endpoint { api, v0 })
+}
+
+/// Every other endpoint.
 enum Route<'a> {
-    Inference(Endpoint),
     Sim,
     Greeting,
     OpenAiModels,
@@ -69,20 +89,10 @@ enum Route<'a> {
 }
 
 fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
-    let inference = |api, v0| Route::Inference(Endpoint { api, v0 });
     if path.starts_with("/sim/") {
         return Route::Sim;
     }
     match (method, path) {
-        (&Method::POST, "/v1/chat/completions") => inference(Api::ChatCompletions, false),
-        (&Method::POST, "/v1/completions") => inference(Api::Completions, false),
-        (&Method::POST, "/v1/embeddings") => inference(Api::Embeddings, false),
-        (&Method::POST, "/v1/responses") => inference(Api::Responses, false),
-        (&Method::POST, "/v1/messages") => inference(Api::Messages, false),
-        (&Method::POST, "/api/v0/chat/completions") => inference(Api::ChatCompletions, true),
-        (&Method::POST, "/api/v0/completions") => inference(Api::Completions, true),
-        (&Method::POST, "/api/v0/embeddings") => inference(Api::Embeddings, true),
-        (&Method::POST, "/api/v1/chat") => inference(Api::NativeChat, false),
         (&Method::GET, "/lmstudio-greeting") => Route::Greeting,
         (&Method::GET, "/v1/models") => Route::OpenAiModels,
         (&Method::GET, "/api/v0/models") => Route::V0Models,
@@ -99,11 +109,11 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
 
 /// Answers one request.
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<SimBody> {
-    let path = request.uri().path().to_owned();
-    let route = route(request.method(), &path);
-    if let Route::Inference(endpoint) = route {
+    if let Some(endpoint) = inference_endpoint(request.method(), request.uri().path()) {
         return inference::handle(&shared, endpoint, request).await;
     }
+    let path = request.uri().path().to_owned();
+    let route = route(request.method(), &path);
     if let Route::Sim = route {
         return sim::handle(&shared, request).await;
     }
@@ -122,9 +132,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         Route::V1Models => models::v1_list(&shared),
         Route::Load => models::load(&shared, request).await,
         Route::Unload => models::unload(&shared, request).await,
-        Route::Unexpected | Route::Inference(_) | Route::Sim => {
-            errors::unexpected_endpoint(request.method(), &path)
-        }
+        Route::Unexpected | Route::Sim => errors::unexpected_endpoint(request.method(), &path),
     }
 }
 
