@@ -103,7 +103,7 @@ impl SimConfig {
         Ok(())
     }
 
-    /// True when requests need no timer at all, so they can be answered inline.
+    /// True when requests need no timer at all, so they can run inline.
     pub(crate) fn is_instant(&self) -> bool {
         self.tokens_per_second == 0.0
             && self.ttft.is_zero()

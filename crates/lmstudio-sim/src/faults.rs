@@ -20,14 +20,15 @@ pub struct Faults {
     /// The next N inference requests get 500 with `{"error":"..."}`, before routing.
     pub fail_next: u32,
     /// Tokens a stream hit by `close_next` sends before its connection is closed; none means 0.
-    /// When the request asks for fewer tokens, the connection closes after the last one and
+    /// When the request sets a lower token limit, the connection closes after the last one and
     /// before the finish chunk.
     pub close_after_tokens: Option<u32>,
     /// The next N successful streaming requests lose their connection after
     /// `close_after_tokens` tokens, without the terminating chunk of the chunked body.
     pub close_next: u32,
-    /// The next N inference requests are read and never answered, until the client
-    /// disconnects or the server stops. They take no slot and do not show in the stats.
+    /// The next N inference requests are read and get no response until the client
+    /// disconnects or the server stops. They take no slot and show neither in the stats nor in
+    /// recordings.
     pub hang_next: u32,
     /// The next N successful non-streaming requests get 200 with the first half of their JSON
     /// body only. They use a slot and generate their tokens as usual.
@@ -37,7 +38,7 @@ pub struct Faults {
     /// blank line. The stream then goes on as usual.
     pub broken_sse_next: u32,
     /// Delay before each inference request is handled (and so before its response headers),
-    /// in milliseconds; 0 is off. The request holds no slot while it waits.
+    /// in milliseconds; 0 is off. The request takes no slot while it waits.
     pub header_delay_ms: u64,
 }
 
@@ -47,7 +48,7 @@ impl Faults {
     }
 }
 
-/// What happens to a request before it is routed.
+/// Fault applied to a request before it is routed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum EarlyFault {
     Fail,
@@ -115,7 +116,7 @@ impl FaultState {
         .flatten()
     }
 
-    /// Consumes the faults of one successful non-streaming answer: true means malformed JSON.
+    /// Consumes the faults of one successful non-streaming response: true means malformed JSON.
     pub fn take_malformed(&self) -> bool {
         self.update(|faults| take_one(&mut faults.malformed_json_next))
             .unwrap_or(false)

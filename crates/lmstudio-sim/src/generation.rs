@@ -48,7 +48,7 @@ impl Timing {
     }
 }
 
-/// Why generation ended, in OpenAI's terms.
+/// Reason generation ended, in OpenAI's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Finish {
     /// The request's token limit was reached.
@@ -66,7 +66,7 @@ impl Finish {
     }
 }
 
-/// What one request will generate.
+/// Token count and finish reason planned for one request.
 pub(crate) struct Plan {
     pub prompt: Prompt,
     pub tokens: u32,
@@ -90,7 +90,7 @@ impl Plan {
         }
     }
 
-    /// A plan that generates nothing, for embeddings.
+    /// Returns a plan that generates nothing, for embeddings.
     pub fn embeddings(prompt: Prompt) -> Self {
         Self {
             prompt,

@@ -97,8 +97,9 @@ impl Simulator {
         self.shared.stats()
     }
 
-    /// Waits until `pred` holds for the stats, checking now and after every change, and
-    /// returns the stats that satisfied it. Wrap it in `tokio::time::timeout`.
+    /// Waits until `pred` returns true for the stats, checking now and after every change
+    /// of the stats or the faults, and returns the stats that satisfied it. Wrap it in
+    /// `tokio::time::timeout`.
     pub async fn wait_for(&self, pred: impl Fn(&Stats) -> bool) -> Stats {
         self.shared
             .changes
@@ -158,7 +159,8 @@ impl Simulator {
     }
 
     /// Returns the recorded inference exchanges, oldest first: at most the last 64, and
-    /// none unless `SimConfig::record` is set.
+    /// none unless `SimConfig::record` is set. An exchange is listed once its response
+    /// status is known, so requests that hang or whose client left before that are missing.
     pub fn recorded(&self) -> Vec<RecordedExchange> {
         self.shared
             .recorder

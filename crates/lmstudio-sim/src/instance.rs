@@ -94,7 +94,7 @@ impl Instance {
 
     /// Takes a free slot now, or returns `Ok(None)` when the request would have to wait.
     ///
-    /// `prompt` holds the prompt's word hashes when prompt processing is simulated.
+    /// `prompt` contains the prompt's word hashes when prompt processing is simulated.
     pub fn try_acquire(
         self: &Arc<Self>,
         prompt: Option<&Arc<[u64]>>,
@@ -407,7 +407,7 @@ mod tests {
     #[tokio::test]
     async fn dropped_waiter_leaves_queue() {
         let instance = instance(1);
-        let _held = instance.acquire(None).await.unwrap();
+        let _busy = instance.acquire(None).await.unwrap();
         let mut waiting = Box::pin(instance.acquire(None));
         assert!(futures_poll_once(waiting.as_mut()).is_none());
         assert_eq!(instance.stats().queued, 1);

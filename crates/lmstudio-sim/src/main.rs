@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, default_value_t = 500)]
     load_ms: u64,
 
-    /// Answer the next N inference requests with 500.
+    /// Respond to the next N inference requests with 500.
     #[arg(long, default_value_t = 0, value_name = "N")]
     fail_next: u32,
 
@@ -65,11 +65,11 @@ struct Args {
     #[arg(long, value_name = "N")]
     close_next: Option<u32>,
 
-    /// Never answer the next N inference requests.
+    /// Leave the next N inference requests without a response.
     #[arg(long, default_value_t = 0, value_name = "N")]
     hang_next: u32,
 
-    /// Answer the next N non-streaming requests with a truncated JSON body.
+    /// Respond to the next N non-streaming requests with a truncated JSON body.
     #[arg(long, default_value_t = 0, value_name = "N")]
     malformed_json_next: u32,
 

@@ -19,7 +19,7 @@ pub struct RecordedExchange {
     pub headers: Vec<(String, String)>,
     /// The request body exactly as received.
     pub body: Bytes,
-    /// The instance that served the request; none when it was answered before routing.
+    /// The instance that served the request; none for errors and faults.
     pub instance: Option<String>,
     pub status: u16,
     /// Every byte of the response body handed to the connection so far; complete once the

@@ -106,7 +106,12 @@ impl TokenStream {
             State::Running => {}
         }
 
-        if self.faults.close_after == Some(self.sent) {
+        // A limit above the request's tokens closes the stream before its finish chunk.
+        let close_limit_reached = self
+            .faults
+            .close_after
+            .is_some_and(|limit| self.sent >= limit.min(self.total));
+        if close_limit_reached {
             self.slot = None;
             self.state = State::Closing;
             return self.poll_next(cx);

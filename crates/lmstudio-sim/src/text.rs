@@ -83,7 +83,7 @@ const WORDS: [&str; 64] = [
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// A request's prompt as the simulator sees it.
+/// A request's prompt, reduced to what generation and usage need.
 pub(crate) struct Prompt {
     /// Prompt tokens, as reported in `usage`.
     pub tokens: u32,

@@ -1,4 +1,4 @@
-//! Answers and errors of LM Studio's endpoints, model management, auth and just-in-time
+//! Responses and errors of LM Studio's endpoints, model management, auth and just-in-time
 //! loading.
 
 mod common;
@@ -98,7 +98,7 @@ async fn max_completion_tokens_and_default_limit() {
 }
 
 #[tokio::test]
-async fn other_api_families_answer() {
+async fn other_api_families_respond() {
     let sim = start(fast_config()).await;
     let completion = post(
         &sim,
@@ -282,7 +282,7 @@ async fn invalid_bodies_are_rejected() {
 }
 
 #[tokio::test]
-async fn unexpected_endpoints_answer_200_with_error() {
+async fn unexpected_endpoint_is_200_error() {
     let sim = start(fast_config()).await;
     let cases = [
         (Method::POST, "/v1/foo", "POST /v1/foo"),

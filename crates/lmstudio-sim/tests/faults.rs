@@ -13,7 +13,7 @@ use serde_json::json;
 const QWEN: &str = "qwen2.5-7b-instruct";
 
 #[tokio::test]
-async fn fail_next_answers_500_then_recovers() {
+async fn fail_next_returns_500() {
     let sim = start(fast_config()).await;
     sim.set_faults(Faults {
         fail_next: 2,
@@ -137,6 +137,33 @@ async fn close_after_tokens_cuts_the_connection() {
 }
 
 #[tokio::test]
+async fn close_limit_above_tokens_skips_finish() {
+    let sim = start(fast_config()).await;
+    sim.set_faults(Faults {
+        close_after_tokens: Some(10),
+        close_next: 1,
+        ..Faults::default()
+    });
+
+    let mut stream =
+        EventStream::open(&sim, "/v1/chat/completions", &chat_stream(QWEN, "x", 3)).await;
+    let mut events = Vec::new();
+    let ending = loop {
+        match within("next event", stream.next_event()).await {
+            Ok(Some(event)) => events.push(event.json()),
+            other => break other,
+        }
+    };
+    assert!(ending.is_err(), "the body ends with an error: {ending:?}");
+    assert_eq!(events.len(), 4, "role and 3 tokens: {events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|chunk| chunk["choices"][0]["finish_reason"].is_null())
+    );
+}
+
+#[tokio::test]
 async fn close_fault_ignores_non_streaming_requests() {
     let sim = start(fast_config()).await;
     sim.set_faults(Faults {
@@ -149,7 +176,7 @@ async fn close_fault_ignores_non_streaming_requests() {
 }
 
 #[tokio::test]
-async fn hang_never_answers_and_holds_no_slot() {
+async fn hang_takes_no_slot() {
     let sim = start(fast_config()).await;
     sim.set_faults(Faults {
         hang_next: 1,
@@ -166,17 +193,17 @@ async fn hang_never_answers_and_holds_no_slot() {
     );
 
     let reply = post(&sim, "/v1/chat/completions", &chat(QWEN, "y", 1)).await;
-    assert_eq!(reply.status, StatusCode::OK, "other requests are answered");
-    let answer = tokio::time::timeout(Duration::from_millis(200), &mut hung).await;
+    assert_eq!(reply.status, StatusCode::OK, "other requests get responses");
+    let response = tokio::time::timeout(Duration::from_millis(200), &mut hung).await;
     assert!(
-        answer.is_err(),
-        "the hung request got no answer: {answer:?}"
+        response.is_err(),
+        "the hung request got no response: {response:?}"
     );
     hung.abort();
 }
 
 #[tokio::test]
-async fn malformed_json_answer() {
+async fn malformed_json_response() {
     let sim = start(fast_config()).await;
     sim.set_faults(Faults {
         malformed_json_next: 1,
@@ -226,7 +253,7 @@ async fn broken_sse_frame_then_stream_goes_on() {
 }
 
 #[tokio::test]
-async fn header_delay_holds_back_the_answer() {
+async fn header_delay_delays_response() {
     let sim = start(fast_config()).await;
     sim.set_faults(Faults {
         header_delay_ms: 300,

@@ -107,7 +107,7 @@ async fn bare_id_goes_to_oldest_instance() {
 }
 
 #[tokio::test]
-async fn bare_id_queues_on_oldest_even_when_others_are_idle() {
+async fn bare_id_waits_on_oldest() {
     let sim = start(fast_config()).await;
     let _holder = hold_slot(&sim, QWEN).await;
     let waiting = spawn_post(&sim, "/v1/chat/completions", chat(QWEN, "wait", 1));

@@ -1,5 +1,5 @@
 //! The path every inference request takes: read the body, check the token, apply faults,
-//! route to an instance, take a slot, generate, and answer in the API family's shape.
+//! route to an instance, take a slot, generate, and respond in the API family's shape.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use crate::registry::{LoadOptions, Resolved};
 use crate::stream::{EventEncoder, StreamSetup, TokenStream};
 use crate::text::{new_id, unix_time};
 
-/// What every answer of one request repeats: its id, time and instance.
+/// Fields that every response to one request repeats: its id, time and instance.
 pub(crate) struct Reply {
     pub id: String,
     pub created: u64,
@@ -237,7 +237,7 @@ async fn complete(
         Api::Responses => responses::json(&reply, &generated),
         Api::Messages => anthropic::json(&reply, &generated),
         Api::NativeChat => native::json(&reply, &generated),
-        Api::Embeddings => unreachable!("embeddings are answered by their own handler"),
+        Api::Embeddings => unreachable!("embeddings have their own handler"),
     };
     if shared.faults.take_malformed() {
         body.truncate(body.len() / 2);

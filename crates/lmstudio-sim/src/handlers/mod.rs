@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use crate::body::SimBody;
 use crate::handle::Shared;
 
-/// An inference API family: one request body shape and one answer shape.
+/// An inference API family: one request body shape and one response shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Api {
     ChatCompletions,
@@ -47,7 +47,7 @@ impl Api {
     }
 }
 
-/// An inference endpoint: its API family and whether it is under `/api/v0`, whose answers
+/// An inference endpoint: its API family and whether it is under `/api/v0`, whose responses
 /// carry extra `stats`, `model_info` and `runtime` fields.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Endpoint {
@@ -107,7 +107,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
 }
 
-/// Answers one request.
+/// Routes one request to its handler and returns the response.
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<SimBody> {
     if let Some(endpoint) = inference_endpoint(request.method(), request.uri().path()) {
         return inference::handle(&shared, endpoint, request).await;
@@ -118,8 +118,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         return sim::handle(&shared, request).await;
     }
 
-    // NOTE: the greeting is left open so that clients can detect the server before they
-    // authenticate; whether LM Studio checks the token there is not documented.
+    // NOTE: the greeting needs no token, so clients can detect the server before they
+    // authenticate. LM Studio's documentation does not say whether it checks the token there.
     let open = matches!(route, Route::Greeting);
     if !open && !authorized(&shared, request.headers(), false) {
         return errors::invalid_api_key();

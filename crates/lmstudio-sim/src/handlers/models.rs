@@ -265,7 +265,7 @@ pub(crate) async fn load(shared: &Shared, request: Request<Incoming>) -> Respons
     tracing::info!(instance = %instance.id, "loaded");
     let config =
         json!({"context_length": instance.context_length, "parallel": instance.parallel()});
-    let answer = json!({
+    let loaded = json!({
         "type": v1_type(instance.kind),
         "instance_id": &*instance.id,
         "model_instance_id": &*instance.id,
@@ -273,7 +273,7 @@ pub(crate) async fn load(shared: &Shared, request: Request<Incoming>) -> Respons
         "load_time_seconds": shared.config.load_time.as_secs_f64(),
         "status": "loaded",
     });
-    json_value(StatusCode::OK, &answer)
+    json_value(StatusCode::OK, &loaded)
 }
 
 #[derive(Deserialize)]

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The default models with fast timing: no time to first token and 50 ms per token, so
-/// a request with `max_tokens: 1` finishes at once and a long one holds its slot.
+/// a request with `max_tokens: 1` finishes at once and a long one keeps its slot busy.
 pub fn fast_config() -> SimConfig {
     SimConfig {
         tokens_per_second: 20.0,
@@ -153,7 +153,7 @@ pub async fn get(sim: &Simulator, path: &str) -> Reply {
     send(sim, request(Method::GET, path, Bytes::new(), &[])).await
 }
 
-/// A chat completion body with a one-message prompt.
+/// Returns a chat completion body with a one-message prompt.
 pub fn chat(model: &str, prompt: &str, max_tokens: u32) -> Value {
     serde_json::json!({
         "model": model,
@@ -268,7 +268,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Opens a stream of many tokens on `model` and reads its first event, so the request
-/// holds a slot until the stream is disconnected.
+/// keeps a slot busy until the stream is disconnected.
 pub async fn hold_slot(sim: &Simulator, model: &str) -> EventStream {
     let mut stream = EventStream::open(
         sim,
