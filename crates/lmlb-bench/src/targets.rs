@@ -47,6 +47,10 @@ pub struct SimulatorConfig {
 }
 
 impl Simulator {
+    pub fn pid(&self) -> u32 {
+        self._process.pid()
+    }
+
     /// Returns the base URL to give a proxy as its upstream.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

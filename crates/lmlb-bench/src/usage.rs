@@ -29,6 +29,8 @@ pub struct Usage {
 #[derive(Debug)]
 pub struct UsageMonitor {
     root: u32,
+    /// Whether descendants of `root` count too.
+    tree: bool,
     started: Instant,
     start_ticks: u64,
     peak_rss_kb: Arc<Mutex<u64>>,
@@ -36,22 +38,33 @@ pub struct UsageMonitor {
 }
 
 impl UsageMonitor {
+    /// Monitors `root` and all its descendants.
     pub fn start(root: u32) -> Self {
-        let peak_rss_kb = Arc::new(Mutex::new(tree_rss_kb(root)));
+        Self::spawn(root, true)
+    }
+
+    /// Monitors `pid` alone, without its children.
+    pub fn start_single(pid: u32) -> Self {
+        Self::spawn(pid, false)
+    }
+
+    fn spawn(root: u32, tree: bool) -> Self {
+        let peak_rss_kb = Arc::new(Mutex::new(rss_kb(root, tree)));
         let peak = Arc::clone(&peak_rss_kb);
         let sampler = tokio::spawn(async move {
             let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
             loop {
                 interval.tick().await;
-                let rss = tree_rss_kb(root);
+                let rss = rss_kb(root, tree);
                 let mut peak = peak.lock().expect("no sampler panics while holding it");
                 *peak = (*peak).max(rss);
             }
         });
         Self {
             root,
+            tree,
             started: Instant::now(),
-            start_ticks: tree_cpu_ticks(root),
+            start_ticks: cpu_ticks(root, tree),
             peak_rss_kb,
             sampler,
         }
@@ -60,10 +73,10 @@ impl UsageMonitor {
     pub fn finish(self) -> Usage {
         self.sampler.abort();
         let wall = self.started.elapsed().as_secs_f64();
-        let ticks = tree_cpu_ticks(self.root).saturating_sub(self.start_ticks);
+        let ticks = cpu_ticks(self.root, self.tree).saturating_sub(self.start_ticks);
         let sampled = *self.peak_rss_kb.lock().expect("the sampler has stopped");
         let peak_kb = sampled
-            .max(tree_rss_kb(self.root))
+            .max(rss_kb(self.root, self.tree))
             .max(high_water_kb(self.root));
         Usage {
             peak_rss_mb: peak_kb as f64 / 1024.0,
@@ -97,15 +110,19 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     tree
 }
 
-fn tree_rss_kb(root: u32) -> u64 {
-    process_tree(root)
+fn members(root: u32, tree: bool) -> Vec<u32> {
+    if tree { process_tree(root) } else { vec![root] }
+}
+
+fn rss_kb(root: u32, tree: bool) -> u64 {
+    members(root, tree)
         .iter()
         .map(|&pid| status_kb(pid, "VmRSS:"))
         .sum()
 }
 
-fn tree_cpu_ticks(root: u32) -> u64 {
-    process_tree(root)
+fn cpu_ticks(root: u32, tree: bool) -> u64 {
+    members(root, tree)
         .iter()
         .filter_map(|&pid| read_stat(pid))
         .map(|stat| stat.cpu_ticks)
@@ -176,7 +193,8 @@ mod tests {
     #[test]
     fn own_process_has_memory() {
         let pid = std::process::id();
-        assert!(tree_rss_kb(pid) > 0);
+        assert!(rss_kb(pid, false) > 0);
+        assert!(rss_kb(pid, true) >= rss_kb(pid, false));
         assert!(high_water_kb(pid) > 0);
     }
 

@@ -9,7 +9,9 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use crate::error::BenchError;
-use crate::targets::Target;
+use crate::report::Measurement;
+use crate::targets::{Simulator, Target};
+use crate::usage::UsageMonitor;
 use crate::workspace::Workspace;
 
 #[derive(Debug, Clone)]
@@ -47,4 +49,41 @@ where
         eprintln!("{scenario}: skipping {target}: {reason}");
     }
     result
+}
+
+/// CPU and memory during one measurement of the processes that share the
+/// machine: the proxy (with its child processes), the simulators, and the
+/// bench's own load generator.
+#[derive(Debug)]
+pub struct Monitors {
+    proxy: Option<UsageMonitor>,
+    simulators: Vec<UsageMonitor>,
+    bench: UsageMonitor,
+}
+
+impl Monitors {
+    pub fn start(target: &Target, simulators: &[&Simulator]) -> Self {
+        Self {
+            proxy: target.monitored.map(UsageMonitor::start),
+            simulators: simulators
+                .iter()
+                .map(|s| UsageMonitor::start(s.pid()))
+                .collect(),
+            bench: UsageMonitor::start_single(std::process::id()),
+        }
+    }
+
+    /// Stops sampling and stores the results: the proxy's as `rss_mb` and
+    /// `cpu_percent`, the others as `simulator_cpu_percent` and
+    /// `bench_cpu_percent`.
+    pub fn finish(self, measurement: &mut Measurement) {
+        measurement.set_usage(self.proxy.map(UsageMonitor::finish));
+        let simulator_cpu: f64 = self
+            .simulators
+            .into_iter()
+            .map(|monitor| monitor.finish().cpu_percent)
+            .sum();
+        measurement.set("simulator_cpu_percent", simulator_cpu);
+        measurement.set("bench_cpu_percent", self.bench.finish().cpu_percent);
+    }
 }

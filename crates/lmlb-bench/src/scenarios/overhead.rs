@@ -15,10 +15,9 @@ use crate::peers::litellm::{self, Deployment};
 use crate::peers::nginx::{self, Balance};
 use crate::progress::Progress;
 use crate::report::{Measurement, Record, Table, cell};
-use crate::targets::{MODEL, SimulatorConfig, Target, start_lmlb, start_simulator};
-use crate::usage::UsageMonitor;
+use crate::targets::{MODEL, Simulator, SimulatorConfig, Target, start_lmlb, start_simulator};
 
-use super::{Context, start_peer};
+use super::{Context, Monitors, start_peer};
 
 const SCENARIO: &str = "overhead";
 const CONNECTIONS: usize = 64;
@@ -45,8 +44,9 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     let simulator = start_simulator(workspace, "sim-overhead", &simulator_config).await?;
 
     let mut records = Vec::new();
-    records.push(measure(context, Target::direct(&simulator)).await);
-    records.push(measure(context, start_lmlb(workspace, &[&simulator]).await?).await);
+    records.push(measure(context, Target::direct(&simulator), &simulator).await);
+    let lmlb = start_lmlb(workspace, &[&simulator]).await?;
+    records.push(measure(context, lmlb, &simulator).await);
 
     let nginx = start_peer(
         SCENARIO,
@@ -56,7 +56,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     )
     .await;
     records.push(match nginx {
-        Ok(target) => measure(context, target).await,
+        Ok(target) => measure(context, target, &simulator).await,
         Err(reason) => Record::skipped(SCENARIO, Balance::RoundRobin.target_name(), reason),
     });
 
@@ -72,7 +72,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     )
     .await;
     records.push(match litellm {
-        Ok(target) => measure(context, target).await,
+        Ok(target) => measure(context, target, &simulator).await,
         Err(reason) => Record::skipped(SCENARIO, "litellm", reason),
     });
 
@@ -82,7 +82,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
 }
 
 /// Runs the closed loop against `target` and stops its processes afterwards.
-async fn measure(context: &Context, target: Target) -> Record {
+async fn measure(context: &Context, target: Target, simulator: &Simulator) -> Record {
     let (warmup, duration) = timing(context.quick);
     let load = ClosedLoad {
         addr: target.addr,
@@ -94,16 +94,15 @@ async fn measure(context: &Context, target: Target) -> Record {
     };
 
     let progress = Progress::start(&format!("{SCENARIO} {}", target.name), 100);
-    let monitor = target.monitored.map(UsageMonitor::start);
+    let monitors = Monitors::start(&target, &[simulator]);
     let report = closed_loop::run(&load, &progress).await;
-    let usage = monitor.map(UsageMonitor::finish);
+    let mut measurement = to_measurement(&target.name, &report);
+    monitors.finish(&mut measurement);
     drop(progress);
 
     for sample in &report.error_samples {
         eprintln!("{SCENARIO} {}: error: {sample}", target.name);
     }
-    let mut measurement = to_measurement(&target.name, &report);
-    measurement.set_usage(usage);
     Record::Measured(measurement)
 }
 

@@ -13,10 +13,9 @@ use crate::loadgen::http::chat_body;
 use crate::loadgen::stream::{self, StreamLoad, StreamReport};
 use crate::progress::Progress;
 use crate::report::{Measurement, Record, Table, cell};
-use crate::targets::{MODEL, SimulatorConfig, Target, start_lmlb, start_simulator};
-use crate::usage::UsageMonitor;
+use crate::targets::{MODEL, Simulator, SimulatorConfig, Target, start_lmlb, start_simulator};
 
-use super::Context;
+use super::{Context, Monitors};
 
 const SCENARIO: &str = "streaming";
 const STREAMS: usize = 500;
@@ -40,8 +39,9 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     };
     let simulator = start_simulator(workspace, "sim-streaming", &simulator_config).await?;
 
-    let direct = measure(context, Target::direct(&simulator)).await;
-    let lmlb = measure(context, start_lmlb(workspace, &[&simulator]).await?).await;
+    let direct = measure(context, Target::direct(&simulator), &simulator).await;
+    let lmlb = start_lmlb(workspace, &[&simulator]).await?;
+    let lmlb = measure(context, lmlb, &simulator).await;
 
     let mut records = vec![direct.clone(), lmlb];
     add_differences(&direct, &mut records[1]);
@@ -50,7 +50,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     Ok(records)
 }
 
-async fn measure(context: &Context, target: Target) -> Measurement {
+async fn measure(context: &Context, target: Target, simulator: &Simulator) -> Measurement {
     let load = StreamLoad {
         addr: target.addr,
         streams: STREAMS,
@@ -59,16 +59,15 @@ async fn measure(context: &Context, target: Target) -> Measurement {
     };
 
     let progress = Progress::start(&format!("{SCENARIO} {}", target.name), STREAMS as u64);
-    let monitor = target.monitored.map(UsageMonitor::start);
+    let monitors = Monitors::start(&target, &[simulator]);
     let report = stream::run(&load, &progress).await;
-    let usage = monitor.map(UsageMonitor::finish);
+    let mut measurement = to_measurement(&target.name, &report);
+    monitors.finish(&mut measurement);
     drop(progress);
 
     for sample in &report.error_samples {
         eprintln!("{SCENARIO} {}: error: {sample}", target.name);
     }
-    let mut measurement = to_measurement(&target.name, &report);
-    measurement.set_usage(usage);
     measurement
 }
 

@@ -15,11 +15,11 @@ use crate::loadgen::http::chat_body;
 use crate::loadgen::replay::{self, ReplayReport, TimedRequest};
 use crate::progress::Progress;
 use crate::report::Measurement;
-use crate::targets::{MODEL, Target};
+use crate::targets::{MODEL, Simulator, Target};
 use crate::timeline::{Span, idle_while_waiting};
 use crate::trace::{ServiceModel, Trace};
-use crate::usage::UsageMonitor;
 
+use super::super::Monitors;
 use super::deploy::Deployment;
 use super::{INSTANCES, SCENARIO};
 
@@ -61,15 +61,15 @@ pub async fn replay(
     let served_before = served(deployment).await;
     let label = format!("{SCENARIO} {} {:.0}%", target.name, load * 100.0);
     let progress = Progress::start(&label, requests.len() as u64);
-    let monitor = target.monitored.map(UsageMonitor::start);
+    let simulators: Vec<&Simulator> = deployment.simulators.iter().collect();
+    let monitors = Monitors::start(target, &simulators);
     let report = replay::run(target.addr, &requests, &progress).await;
-    let usage = monitor.map(UsageMonitor::finish);
     drop(progress);
     let served_after = served(deployment).await;
 
     let (spans, errors) = to_spans(&report, service, &target.name);
     let mut measurement = summarize(&target.name, load, &spans, errors);
-    measurement.set_usage(usage);
+    monitors.finish(&mut measurement);
     measurement.set(
         "generation_excess_ms",
         generation_excess_ms(&report, trace, service),
