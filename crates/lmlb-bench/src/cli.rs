@@ -13,8 +13,8 @@ pub struct Cli {
     #[arg(value_enum)]
     pub scenario: Scenario,
 
-    /// Run short versions of each scenario (a smoke test; numbers are not for
-    /// comparison).
+    /// Run short versions of each scenario, as a smoke test whose numbers are
+    /// not for comparison.
     #[arg(long)]
     pub quick: bool,
 

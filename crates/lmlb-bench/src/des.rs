@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use crate::timeline::Span;
 
-/// Where and when one request ran.
+/// The server and time span of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub span: Span,
-    /// Index of the server, `0..servers`; ties go to the lowest index.
+    /// Index of the server in `0..servers`. Ties go to the lowest index.
     pub server: usize,
 }
 
@@ -91,9 +91,9 @@ mod tests {
 
     #[test]
     fn three_servers_hand_checked() {
-        // Services 10, 1, 1 at t=0 fill all servers; the request at t=2 finds
+        // Services 10, 1, 1 at t=0 fill all servers. The request at t=2 finds
         // servers 1 and 2 free since t=1 and takes server 1 (lowest index).
-        // The request at t=3 takes server 2; the one at t=3 after it waits until
+        // The first request at t=3 takes server 2, and the second waits until
         // server 1 frees at t=7.
         let requests = [
             (s(0), s(10)),
@@ -183,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn a_server_runs_one_request_at_a_time() {
+    fn server_runs_one_request_at_a_time() {
         let mut rng = SplitMix64::new(9);
         let mut clock = 0.0;
         let requests: Vec<(Duration, Duration)> = (0..500)

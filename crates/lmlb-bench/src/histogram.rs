@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-/// Highest latency the histogram tracks; longer values are clamped to it.
+/// Highest latency the histogram tracks. Longer values are clamped to it.
 const MAX_MICROS: u64 = 3_600 * 1_000_000;
 
 /// Latencies recorded with 3 significant digits (at most 0.1 % error) from 1 µs

@@ -5,13 +5,19 @@
 //! - [`cli`]: command-line options.
 //! - [`scenarios`]: `overhead`, `streaming` and `scheduling`, one module each.
 //! - [`loadgen`]: the HTTP client and the closed-loop, streaming and replay loads.
-//! - [`targets`]: starting the simulator and lmlb; [`peers`]: nginx and LiteLLM.
-//! - [`process`]: child processes that stop on drop; [`usage`]: their memory and CPU.
-//! - [`trace`] and [`rng`]: seeded request traces; [`des`]: the ideal FIFO
-//!   scheduler, simulated exactly; [`timeline`]: idle time while requests waited.
-//! - [`histogram`]: latency statistics; [`report`]: tables and JSON;
-//!   [`charts`]: SVG charts; [`progress`]: the progress bar.
-//! - [`workspace`]: locating and building the binaries; [`error`]: the error type.
+//! - [`targets`]: starting the simulator and lmlb.
+//! - [`peers`]: starting nginx and LiteLLM.
+//! - [`process`]: child processes that stop on drop.
+//! - [`usage`]: memory and CPU of those processes.
+//! - [`trace`] and [`rng`]: seeded request traces.
+//! - [`des`]: the ideal FIFO scheduler, simulated exactly.
+//! - [`timeline`]: idle time while requests waited.
+//! - [`histogram`]: latency statistics.
+//! - [`report`]: tables and JSON.
+//! - [`charts`]: SVG charts.
+//! - [`progress`]: the progress bar.
+//! - [`workspace`]: locating and building the binaries.
+//! - [`error`]: the error type.
 
 #![forbid(unsafe_code)]
 

@@ -18,7 +18,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Returns a loopback port that was free a moment ago. Another process can
-/// take it before the child binds it; start-up then fails with the child's log.
+/// take it before the child binds it, and then start-up fails with the child's
+/// log.
 pub fn free_port() -> Result<u16, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| BenchError::io("failed to bind a loopback port", e))?;
@@ -109,8 +110,8 @@ impl ChildProcess {
     }
 
     fn signal_group(&self, signal: &str) {
-        // std offers only SIGKILL to one process; `kill` reaches the whole group
-        // without unsafe code.
+        // std sends only SIGKILL and only to one process, so `kill` reaches the
+        // whole group without unsafe code.
         let _ = Command::new("kill")
             .args(["-s", signal, "--", &format!("-{}", self.child.id())])
             .stdout(Stdio::null())
@@ -122,7 +123,7 @@ impl ChildProcess {
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
-            // The leader exited; helpers left in its group still get stopped.
+            // The leader exited, but helpers left in its group still get stopped.
             self.signal_group("KILL");
             return;
         }

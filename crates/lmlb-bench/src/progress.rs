@@ -46,7 +46,7 @@ impl Progress {
         }
     }
 
-    /// A progress counter that draws nothing, for tests.
+    /// Returns a progress counter that draws nothing, for tests.
     #[cfg(test)]
     pub fn hidden() -> Self {
         Self {
@@ -60,8 +60,8 @@ impl Progress {
         self.done.fetch_add(units, Ordering::Relaxed);
     }
 
-    /// Fills the bar over `duration` for loads that run for a fixed time; the
-    /// returned task stops when aborted.
+    /// Fills the bar over `duration`, for loads that run for a fixed time. The
+    /// returned task runs until it is aborted.
     pub fn track_time(&self, duration: Duration) -> JoinHandle<()> {
         let done = Arc::clone(&self.done);
         let total = self.total;

@@ -25,8 +25,8 @@ pub struct Measurement {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
-    /// Peak resident memory of the proxy's processes; `None` for `direct` and
-    /// the ideal, which have no proxy.
+    /// Peak resident memory of the proxy's processes, or `None` for `direct`
+    /// and the ideal, which have no proxy.
     pub rss_mb: Option<f64>,
     /// CPU of the proxy's processes in percent of one core.
     pub cpu_percent: Option<f64>,
@@ -89,7 +89,7 @@ pub fn write_json(path: &Path, records: &[Record]) -> Result<(), BenchError> {
         .map_err(|e| BenchError::io(format!("failed to write {}", path.display()), e))
 }
 
-/// A text table with a header row; the first column is left-aligned and the
+/// A text table with a header row. The first column is left-aligned and the
 /// others right-aligned.
 #[derive(Debug)]
 pub struct Table {

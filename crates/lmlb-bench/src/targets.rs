@@ -1,6 +1,6 @@
 //! Targets: the endpoints a scenario sends load to, each with the processes
-//! behind it. This module starts the simulator and lmlb; `peers` starts nginx
-//! and LiteLLM.
+//! behind it. This module starts the simulator and lmlb, and `peers` starts
+//! nginx and LiteLLM.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -13,7 +13,7 @@ use crate::workspace::{LMLB_BINARY, SIMULATOR_BINARY, Workspace};
 
 /// The chat model every scenario requests.
 pub const MODEL: &str = "qwen2.5-7b-instruct";
-/// Time allowed for the simulator, lmlb or nginx to answer after start.
+/// Time allowed for the simulator, lmlb or nginx to respond after start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running endpoint under load.
@@ -21,7 +21,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
-    /// The process whose memory and CPU the report shows (the proxy); `None`
+    /// The process whose memory and CPU the report shows (the proxy), or `None`
     /// when the load goes straight to the simulator.
     pub monitored: Option<u32>,
     /// Kept to stop the processes when the target is dropped.
@@ -158,8 +158,8 @@ async fn check_lmlb_health(addr: SocketAddr, expected: usize) -> Result<(), Stri
 }
 
 impl Target {
-    /// The simulator itself as a target: the baseline every proxy is compared
-    /// with. The simulator keeps running when this target is dropped.
+    /// Returns the simulator itself as a target, the baseline for every proxy.
+    /// The simulator keeps running when this target is dropped.
     pub fn direct(simulator: &Simulator) -> Self {
         Self {
             name: "direct".to_owned(),

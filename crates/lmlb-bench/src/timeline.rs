@@ -27,7 +27,7 @@ impl Span {
 /// Sums, over time, the number of idle instances that could have served a
 /// waiting request: the integral of `min(idle instances, waiting requests)`.
 ///
-/// A request waits from `arrival` to `start` and holds an instance from `start`
+/// A request waits from `arrival` to `start` and occupies an instance from `start`
 /// to `finish`. When measured spans overlap more than `servers` at once (start
 /// times are estimates), the idle count is taken as zero.
 pub fn idle_while_waiting(spans: &[Span], servers: usize) -> Duration {
@@ -80,21 +80,21 @@ mod tests {
 
     #[test]
     fn waiting_beside_an_idle_instance_counts() {
-        // Two instances; the second request waits 0..5 while one instance is idle.
+        // Two instances, and the second request waits 0..5 while one is idle.
         let spans = [span(0, 0, 10), span(0, 5, 8)];
         assert_eq!(idle_while_waiting(&spans, 2), Duration::from_secs(5));
     }
 
     #[test]
     fn waiting_while_all_busy_is_free() {
-        // One instance, busy 0..4; the second request waits 1..4 for it.
+        // One instance, busy 0..4, and the second request waits 1..4 for it.
         let spans = [span(0, 0, 4), span(1, 4, 6)];
         assert_eq!(idle_while_waiting(&spans, 1), Duration::ZERO);
     }
 
     #[test]
     fn count_limited_by_idle_instances() {
-        // Three instances, one busy 0..10; three requests wait 0..2 but only two
+        // Three instances with one busy 0..10. Three requests wait 0..2 but only two
         // instances are idle, so 2 instance-seconds are wasted per second.
         let spans = [span(0, 0, 10), span(0, 2, 3), span(0, 2, 3), span(0, 2, 3)];
         assert_eq!(idle_while_waiting(&spans, 3), Duration::from_secs(4));

@@ -29,7 +29,8 @@ impl ServiceModel {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LengthDistribution {
     pub median_tokens: f64,
-    /// Standard deviation of the logarithm; 1.0 or more gives a heavy tail.
+    /// Standard deviation of the logarithm. A value of 1.0 or more gives a
+    /// heavy tail.
     pub sigma: f64,
     pub max_tokens: u32,
 }
@@ -41,8 +42,8 @@ impl LengthDistribution {
     }
 }
 
-/// What to generate. The same `seed` gives the same `max_tokens` sequence at
-/// every `load`, and arrival times that differ only by a time scale.
+/// Parameters of a trace. The same `seed` gives the same `max_tokens` sequence
+/// at every `load`, and arrival times that differ only by a time scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceSpec {
     pub seed: u64,

@@ -1,5 +1,5 @@
-//! Where the bench finds the release binaries of lmlb and the simulator, how it
-//! builds them, and the folder for its logs and generated configurations.
+//! Paths of the run: the release binaries of lmlb and the simulator (and how to
+//! build them), and the folder for logs and generated configurations.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +11,7 @@ pub const LMLB_BINARY: &str = "lmlb";
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
-    /// The Cargo workspace root (holds `.bench/venv` for LiteLLM).
+    /// The Cargo workspace root, which contains `.bench/venv` for LiteLLM.
     pub root: PathBuf,
     /// The folder with the release binaries.
     pub bin_dir: PathBuf,
@@ -95,7 +95,7 @@ impl Workspace {
     }
 }
 
-/// The release folder: beside the running bench when it is a release build
+/// Returns the release folder: beside the running bench when it is a release build
 /// (`cargo run --release` runs it from there), else `CARGO_TARGET_DIR/release`
 /// or `target/release` under the workspace.
 fn release_dir(root: &Path) -> PathBuf {

@@ -1,5 +1,5 @@
 //! Closed-loop load: each connection sends its next request as soon as the
-//! previous answer has fully arrived.
+//! previous response has fully arrived.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

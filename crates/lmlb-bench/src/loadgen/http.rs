@@ -44,8 +44,8 @@ impl Connection {
 
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
-            // The connection ends with an error when the peer closes it; the
-            // next request on it reports that error instead.
+            // The connection ends with an error when the peer closes it, and
+            // the next request on it reports that error.
             let _ = connection.await;
         });
         Ok(Self { sender })

@@ -2,7 +2,7 @@
 //! scenarios use.
 //!
 //! - [`closed_loop`]: N connections, each sending the next request as soon as
-//!   the previous answer arrives (throughput and latency).
+//!   the previous response arrives (throughput and latency).
 //! - [`stream`]: many concurrent SSE streams, timing every token.
 //! - [`replay`]: open-loop replay of a timed trace (scheduling).
 

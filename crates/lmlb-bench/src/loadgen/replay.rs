@@ -20,7 +20,7 @@ pub struct TimedRequest {
 
 #[derive(Debug)]
 pub struct ReplayReport {
-    /// When the replay started; arrival times count from here.
+    /// When the replay started, the zero of every arrival time.
     pub started: Instant,
     /// One outcome per request, in trace order.
     pub outcomes: Vec<Result<StreamTiming, ClientError>>,

@@ -1,7 +1,7 @@
 //! Server-sent events as OpenAI-compatible servers stream them: `data: {json}`
 //! events separated by a blank line, ended by `data: [DONE]`.
 
-/// What one event meant to the load generator.
+/// The kind of one event, as the load generator counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SseEvent {
     /// A chunk whose `choices[0].delta.content` is a non-empty string.

@@ -17,7 +17,7 @@ use crate::progress::Progress;
 #[derive(Debug, Clone)]
 pub struct StreamTiming {
     pub sent: Instant,
-    /// Arrival of the first event that carried text; `None` if none did.
+    /// Arrival of the first event that carried text, or `None` if none did.
     pub first_token: Option<Instant>,
     /// Arrival of `data: [DONE]`.
     pub finished: Instant,

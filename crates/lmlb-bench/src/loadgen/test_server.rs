@@ -1,4 +1,4 @@
-//! A tiny OpenAI-shaped server for the load generator's tests: chat answers
+//! A tiny OpenAI-shaped server for the load generator's tests: chat responses
 //! after a fixed delay, streams of `max_tokens` tokens one delay apart, and
 //! errors on request.
 
@@ -29,9 +29,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server whose answers and tokens each take `delay`.
-    /// Requests for the model `truncate` stream without `data: [DONE]`; the path
-    /// `/fail` answers 500.
+    /// Starts a server whose responses and tokens each take `delay`.
+    /// Requests for the model `truncate` stream without `data: [DONE]`, and the
+    /// path `/fail` returns 500.
     pub async fn start(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -51,8 +51,8 @@ pub fn unavailable(workspace: &Workspace) -> Option<String> {
 }
 
 /// Starts the proxy with `workers` uvicorn worker processes and waits until
-/// it answers. With more than one worker, each keeps its own count of requests
-/// in flight, so `least-busy` sees only its share.
+/// it responds. With more than one worker, each keeps its own count of
+/// requests in flight, so `least-busy` counts only that worker's share.
 pub async fn start(
     workspace: &Workspace,
     deployments: &[Deployment],

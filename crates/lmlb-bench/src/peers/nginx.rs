@@ -23,7 +23,7 @@ use crate::workspace::Workspace;
 const NGINX_BINARY: &str = "/usr/sbin/nginx";
 /// Idle upstream connections each worker keeps open.
 const UPSTREAM_KEEPALIVE: usize = 256;
-/// A path nginx answers itself, to tell when it is ready.
+/// A path that nginx serves itself, to tell when it is ready.
 const READY_PATH: &str = "/bench-ready";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub fn unavailable() -> Option<String> {
         .then(|| format!("{NGINX_BINARY} not found; run scripts/bench-setup.sh"))
 }
 
-/// Starts nginx balancing over `upstreams` and waits until it answers.
+/// Starts nginx balancing over `upstreams` and waits until it responds.
 pub async fn start(
     workspace: &Workspace,
     upstreams: &[SocketAddr],
@@ -90,7 +90,7 @@ pub async fn start(
     })
 }
 
-/// Renders the whole configuration; every path lives under `prefix`.
+/// Renders the whole configuration, with every path under `prefix`.
 pub fn render_config(
     prefix: &Path,
     port: u16,

@@ -17,10 +17,10 @@ use crate::workspace::Workspace;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub workspace: Workspace,
-    /// Shorter runs for smoke tests; the numbers are not for comparison.
+    /// Shorter runs for smoke tests, whose numbers are not for comparison.
     pub quick: bool,
     pub seed: u64,
-    /// Folder for SVG charts; `None` draws none.
+    /// Folder for SVG charts, or `None` to draw none.
     pub charts: Option<PathBuf>,
 }
 

@@ -26,7 +26,7 @@ const RAMP: Duration = Duration::from_secs(1);
 const SLOTS: usize = 512;
 
 fn tokens_per_stream(quick: bool) -> u32 {
-    // 100 tokens take 5 s at 20 tokens per second; 30 take 1.5 s.
+    // At 20 tokens per second, 100 tokens take 5 s and 30 take 1.5 s.
     if quick { 30 } else { 100 }
 }
 

@@ -15,8 +15,8 @@ use crate::trace::ServiceModel;
 use super::super::{Context, start_peer};
 use super::{INSTANCES, SCENARIO};
 
-/// LiteLLM keeps its count of requests in flight per worker process, so one
-/// worker sees them all.
+/// LiteLLM keeps its count of requests in flight per worker process, so with
+/// one worker the count covers every request.
 const LITELLM_WORKERS: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

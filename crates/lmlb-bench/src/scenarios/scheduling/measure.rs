@@ -124,8 +124,8 @@ fn to_spans(report: &ReplayReport, service: ServiceModel, target: &str) -> (Vec<
 }
 
 /// Returns the mean of (first token to `[DONE]`) minus the model's time for
-/// the tokens after the first: how much slower the tokens arrived than the
-/// service model says, from the simulator's timers and the proxy's delays.
+/// the tokens after the first: how much later the tokens arrived than the
+/// service model predicts, because of the simulator's timers and the proxy.
 fn generation_excess_ms(report: &ReplayReport, trace: &Trace, service: ServiceModel) -> f64 {
     let excess: Vec<f64> = report
         .outcomes

@@ -1,9 +1,9 @@
 //! Scheduling: how close each balancer comes to one FIFO queue feeding every
 //! slot, on the same trace of requests of widely varying length.
 //!
-//! Three instances of one slot each; log-normal `max_tokens`; Poisson arrivals
-//! at 50, 70 and 90 % of capacity. The ideal is the exact discrete-event
-//! simulation of the trace ([`crate::des`]); every real target replays the
+//! Three instances of one slot each, log-normal `max_tokens`, and Poisson
+//! arrivals at 50, 70 and 90 % of capacity. The ideal is the exact discrete-event
+//! simulation of the trace ([`crate::des`]). Every real target replays the
 //! trace as streaming requests, each sent at its arrival time.
 
 mod deploy;
@@ -32,8 +32,8 @@ const LENGTHS: LengthDistribution = LengthDistribution {
 };
 
 /// The simulator's timing. The full run's mean service time is about 140 ms,
-/// so that 800 requests per load fit in a few minutes; `--quick` runs four
-/// times faster and shorter, as a smoke test.
+/// so 800 requests per load take about a minute. `--quick` generates four
+/// times faster and sends fewer requests, as a smoke test.
 fn service_model(quick: bool) -> ServiceModel {
     if quick {
         ServiceModel {
