@@ -44,7 +44,8 @@ impl Shared {
     }
 }
 
-/// Starts a simulator on the current Tokio runtime and returns once it listens.
+/// Starts a simulator on the current Tokio runtime and returns once it listens. The runtime
+/// needs its IO and time drivers enabled.
 ///
 /// Errors: the configuration is invalid (`InvalidInput`), or binding the address failed.
 pub async fn start(config: SimConfig) -> io::Result<Simulator> {

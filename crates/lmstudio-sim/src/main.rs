@@ -41,7 +41,8 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     prefill_tokens_per_second: f64,
 
-    /// Require `Authorization: Bearer TOKEN` on every endpoint outside /sim/.
+    /// Require `Authorization: Bearer TOKEN` on every endpoint except /sim/* and
+    /// /lmstudio-greeting.
     #[arg(long, value_name = "TOKEN")]
     api_token: Option<String>,
 

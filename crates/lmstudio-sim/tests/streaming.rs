@@ -252,7 +252,8 @@ async fn queued_stream_disconnect_leaves_queue() {
 
 #[tokio::test]
 async fn non_streaming_disconnect_keeps_slot_until_the_end() {
-    const TOKENS: u32 = 10;
+    // 20 tokens at 20 per second keep the slot busy for about a second.
+    const TOKENS: u32 = 20;
     let sim = start(config_with_models(&["m"])).await;
     let mut connection = Connection::open(sim.addr()).await.unwrap();
     let body = chat("m", "long answer", TOKENS).to_string();
