@@ -2,8 +2,10 @@
 //!
 //! LM Studio's status codes and wording vary by version. The simulator follows the forms
 //! documented for 0.3 and 0.4: a plain string `error` for most request problems, OpenAI's
-//! error object for unknown models, LM Studio 0.4's object on `/api/v1/chat`, and
-//! Anthropic's envelope on `/v1/messages`.
+//! error object for unknown models and LM Studio 0.4's object on `/api/v1/chat`.
+//!
+//! NOTE: the error shape of LM Studio's `/v1/messages` is not documented; the simulator
+//! uses Anthropic's envelope there, which Anthropic clients expect.
 
 use http::{Response, StatusCode};
 use serde::Serialize;
@@ -12,7 +14,7 @@ use super::Api;
 use crate::body::{SimBody, json_value};
 use crate::config::ModelKind;
 
-/// Why an inference request got no answer from a model.
+/// Reason an inference request failed before or instead of generation.
 #[derive(Debug)]
 pub(crate) enum RequestError {
     InvalidJson(String),
@@ -208,7 +210,7 @@ pub(crate) fn invalid_api_key() -> Response<SimBody> {
     json_value(StatusCode::UNAUTHORIZED, &Envelope { error })
 }
 
-/// LM Studio's answer to any unknown path or method: 200 with an error string.
+/// Returns LM Studio's response to any unknown path or method: 200 with an error string.
 pub(crate) fn unexpected_endpoint(method: &http::Method, path: &str) -> Response<SimBody> {
     plain(
         StatusCode::OK,

@@ -51,6 +51,8 @@ pub(crate) fn parse(
 ) -> Result<InferenceRequest, RequestError> {
     let raw: RawRequest = serde_json::from_slice(body)
         .map_err(|error| RequestError::InvalidJson(error.to_string()))?;
+    // NOTE: LM Studio's documentation does not say what a request without `model` gets;
+    // the simulator rejects it rather than guess a model.
     let Some(model) = raw.model.clone() else {
         return Err(RequestError::MissingField("model"));
     };
@@ -79,7 +81,7 @@ pub(crate) fn parse(
     })
 }
 
-/// The required field holding the prompt.
+/// Returns the name and value of the required field that contains the prompt.
 fn main_field(api: Api, raw: &RawRequest) -> (&'static str, Option<&Value>) {
     match api {
         Api::ChatCompletions | Api::Messages => ("messages", raw.messages.as_ref()),
@@ -88,7 +90,7 @@ fn main_field(api: Api, raw: &RawRequest) -> (&'static str, Option<&Value>) {
     }
 }
 
-/// The optional system text that comes before the prompt.
+/// Returns the optional system text that comes before the prompt.
 fn preamble(api: Api, raw: &RawRequest) -> Option<&Value> {
     match api {
         Api::Messages => raw.system.as_ref(),
