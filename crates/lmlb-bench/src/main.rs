@@ -12,6 +12,7 @@
 //! - [`trace`] and [`rng`]: seeded request traces.
 //! - [`des`]: the ideal FIFO scheduler, simulated exactly.
 //! - [`timeline`]: idle time while requests waited.
+//! - [`goals`]: lmlb's performance goals, checked against the results.
 //! - [`histogram`]: latency statistics.
 //! - [`report`]: tables and JSON.
 //! - [`charts`]: SVG charts.
@@ -25,6 +26,7 @@ mod charts;
 mod cli;
 mod des;
 mod error;
+mod goals;
 mod histogram;
 mod loadgen;
 mod peers;
@@ -106,6 +108,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         records.extend(scenario_records);
     }
 
+    goals::print(&goals::evaluate(&records), cli.quick);
     if let Some(path) = &cli.json {
         report::write_json(path, &records)?;
     }
