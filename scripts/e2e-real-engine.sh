@@ -185,7 +185,8 @@ build_lmlb
 
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
-read -r PORT_LMLB PORT_1 PORT_2 < <(free_ports)
+PORTS=$(free_ports)
+read -r PORT_LMLB PORT_1 PORT_2 <<<"$PORTS"
 
 log "starting llama.cpp servers on ports $PORT_1 ($MODEL) and $PORT_2 ($MODEL:2)"
 start_server "$MODEL" "$PORT_1" "$RUN_DIR/server-1.log"
