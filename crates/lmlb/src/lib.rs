@@ -24,6 +24,7 @@ pub mod app;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod model;

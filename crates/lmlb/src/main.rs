@@ -62,9 +62,11 @@ fn init_logging(level: &str) {
         eprintln!("lmlb: invalid LOG_LEVEL \"{level}\" ({error}); using info");
         EnvFilter::new("info")
     });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }
 

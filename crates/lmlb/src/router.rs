@@ -7,10 +7,31 @@ use hyper::body::Incoming;
 
 use crate::api;
 use crate::app::App;
+use crate::cors;
 use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, ProxyBody};
 
 pub async fn route(
+    app: &App,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<ProxyBody> {
+    if !app.config.cors {
+        return dispatch(app, request, client).await;
+    }
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        return cors::preflight(&request);
+    }
+    let mut response = dispatch(app, request, client).await;
+    cors::allow_any_origin(response.headers_mut());
+    response
+}
+
+async fn dispatch(
     app: &App,
     request: Request<Incoming>,
     client: SocketAddr,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use discovery::DiscoveryError;
 pub use discovery::Listing;
 
 use crate::client::HttpClient;
@@ -171,6 +172,12 @@ impl Catalog {
                 let changes = self.scheduler.sync_upstream(index, &instances);
                 self.mark_up(index, listing, &changes);
                 tracing::debug!(upstream = %upstream.name, elapsed_ms = started.elapsed().as_millis() as u64, "checked upstream");
+            }
+            Err(DiscoveryError::Timeout) if self.scheduler.in_flight_on(index) > 0 => {
+                // Some servers (llama.cpp's Python server among them) answer their listing only
+                // between generations; a slow listing from an upstream that is serving lmlb's own
+                // requests is busy, not down.
+                tracing::debug!(upstream = %upstream.name, "model listing timed out while requests run; keeping the upstream");
             }
             Err(error) => {
                 let removed = self.scheduler.set_upstream_down(index);

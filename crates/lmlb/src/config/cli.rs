@@ -127,6 +127,11 @@ pub struct ServeArgs {
     )]
     pub api_keys: Vec<String>,
 
+    /// Allow browser pages from any origin to call lmlb (CORS), as the original tool did.
+    /// Default: true.
+    #[arg(long = "cors", value_name = "BOOL", env = "LMLB_CORS", num_args = 0..=1, default_missing_value = "true")]
+    pub cors: Option<String>,
+
     /// How long in-flight requests may run after SIGINT or SIGTERM, in milliseconds (or 30s).
     /// Default: 30000.
     #[arg(

@@ -47,6 +47,7 @@ pub struct FileConfig {
     pub max_payload_size: Option<SizeValue>,
     pub log_level: Option<String>,
     pub request_log: Option<bool>,
+    pub cors: Option<bool>,
     pub unknown_model: Option<UnknownModel>,
     pub shutdown_timeout: Option<DurationValue>,
     #[serde(default)]

@@ -35,6 +35,8 @@ pub struct Config {
     pub max_payload: usize,
     pub log_level: String,
     pub request_log: bool,
+    /// Answer CORS preflights and allow any origin.
+    pub cors: bool,
     pub unknown_model: UnknownModel,
     pub api_keys: Vec<Secret>,
     pub shutdown_timeout: Duration,
@@ -104,6 +106,7 @@ impl Default for Config {
             max_payload: DEFAULT_MAX_PAYLOAD,
             log_level: "info".to_string(),
             request_log: false,
+            cors: true,
             unknown_model: UnknownModel::Reject,
             api_keys: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -167,6 +170,10 @@ impl Config {
                     units::parse_bool(text).map_err(|e| format!("ENABLE_REQUEST_LOGGING: {e}"))?
                 }
                 None => file.request_log.unwrap_or(false),
+            },
+            cors: match &args.cors {
+                Some(text) => units::parse_bool(text).map_err(|e| format!("LMLB_CORS: {e}"))?,
+                None => file.cors.unwrap_or(true),
             },
             unknown_model: args
                 .unknown_model

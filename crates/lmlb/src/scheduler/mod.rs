@@ -274,6 +274,17 @@ impl Scheduler {
         removed
     }
 
+    /// Requests in flight on an upstream's instances.
+    pub fn in_flight_on(&self, upstream: usize) -> u32 {
+        let state = self.lock();
+        state
+            .instances
+            .iter()
+            .filter(|i| i.upstream == upstream)
+            .map(|i| i.in_flight)
+            .sum()
+    }
+
     /// Stops new work for `upstream` until its next successful check, after a failed connection.
     pub fn suspend_upstream(&self, upstream: usize) {
         let mut state = self.lock();

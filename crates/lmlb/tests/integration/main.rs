@@ -1,6 +1,7 @@
 //! Integration tests: lmlb against in-process simulated LM Studio servers, over real sockets.
 
 mod balancing;
+mod cli;
 mod common;
 mod disconnect;
 mod endpoints;

@@ -1,0 +1,43 @@
+//! Cross-origin access for browser front ends, on by default as in the original tool.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+
+use crate::proxy::ProxyBody;
+
+/// How long browsers may cache a preflight answer, in seconds.
+const PREFLIGHT_MAX_AGE: &str = "86400";
+
+/// Answers a CORS preflight, allowing the method and headers the browser asked for.
+pub fn preflight<B>(request: &Request<B>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(""));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    allow_any_origin(headers);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    let requested = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    response
+}
+
+pub fn allow_any_origin(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-lmlb-instance, x-lmlb-upstream, retry-after"),
+    );
+}

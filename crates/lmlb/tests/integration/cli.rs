@@ -1,0 +1,188 @@
+//! The `lmlb` binary: the original tool's environment variables, `.env`, the request log,
+//! start-up errors and SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use crate::common::*;
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lmlb-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Reads the child's standard output on a thread, line by line.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// Kills the child if the test fails before stopping it.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+// Several threads, because the log lines are read with blocking calls while the in-process
+// simulator must keep answering lmlb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_file_and_variables_configure_lmlb() {
+    let sim = start_sim(sim_config(&["qwen2.5-7b-instruct,instances=2"], 0.0)).await;
+    let dir = scratch_dir("env");
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "LM_STUDIO_URL={}\nENABLE_REQUEST_LOGGING=true\nMODEL_REFRESH_INTERVAL=200\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmlb"))
+        .current_dir(&dir)
+        .env("LOAD_BALANCER_PORT", "0")
+        .env("LOG_LEVEL", "info")
+        .env_remove("LM_STUDIO_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = lines(&mut child);
+    let mut guard = ChildGuard(Some(child));
+    let listening = wait_for_line(&output, "lmlb listening");
+    let addr = listening
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let url = format!("http://{addr}");
+
+    let reply = chat(&url, MODEL, 3).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let instance = reply.header("x-lmlb-instance").to_string();
+    let logged = wait_for_line(&output, "request_id=");
+    for field in [
+        "method=POST",
+        "path=/v1/chat/completions",
+        "status=200",
+        "queue_wait_ms=",
+        "duration_ms=",
+    ] {
+        assert!(logged.contains(field), "{field} missing in {logged}");
+    }
+    assert!(logged.contains(&format!("instance={instance}")), "{logged}");
+    assert!(
+        logged.contains(&format!("upstream={}", sim.url())),
+        "{logged}"
+    );
+
+    let mut child = guard.0.take().unwrap();
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends lmlb with status 0, got {status}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn config_typo_stops_start() {
+    let dir = scratch_dir("typo");
+    let path = dir.join("lmlb.toml");
+    std::fs::write(
+        &path,
+        "[[upstream]]\nurl = \"http://127.0.0.1:1\"\napi_tokn = \"x\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lmlb"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("LM_STUDIO_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("api_tokn"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_variable_stops_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lmlb"))
+        .env("REQUEST_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("request timeout") && stderr.contains("forever"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_and_headers() {
+    let (_sim, lmlb) = setup(&["qwen2.5-7b-instruct"], 0.0).await;
+    let preflight = request(
+        http::Method::OPTIONS,
+        &format!("{}/v1/chat/completions", lmlb.url()),
+        &[
+            ("origin", "http://localhost:3000"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), "*");
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        "content-type"
+    );
+
+    let reply = chat(&lmlb.url(), MODEL, 2).await;
+    assert_eq!(reply.header("access-control-allow-origin"), "*");
+}
