@@ -5,10 +5,10 @@ use http::{Request, Response, StatusCode};
 
 use crate::proxy::ProxyBody;
 
-/// How long browsers may cache a preflight answer, in seconds.
+/// Time browsers may cache a preflight response, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "86400";
 
-/// Answers a CORS preflight, allowing the method and headers the browser asked for.
+/// Builds the response to a CORS preflight, allowing the method and headers the browser asked for.
 pub fn preflight<B>(request: &Request<B>) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(""));
     *response.status_mut() = StatusCode::NO_CONTENT;

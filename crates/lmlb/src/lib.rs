@@ -2,7 +2,7 @@
 //!
 //! A client sends an ordinary OpenAI (or LM Studio, or Anthropic) request for a model; lmlb picks
 //! an idle instance of that model on any configured upstream, rewrites the body's `model` to that
-//! instance, and streams the answer back untouched. While every instance is busy, the request
+//! instance, and streams the response back untouched. While every instance is busy, the request
 //! waits in the model's queue.
 //!
 //! Data flows one way: request, then the scheduler grants a slot, then the proxy forwards, then

@@ -31,11 +31,11 @@ pub enum UpstreamState {
     Down,
 }
 
-/// What the catalog knows about one upstream.
+/// The catalog's view of one upstream.
 #[derive(Clone, Debug, Serialize)]
 pub struct UpstreamStatus {
     pub state: UpstreamState,
-    /// The listing the upstream answered last.
+    /// The listing the upstream returned last.
     pub listing: Option<Listing>,
     pub last_error: Option<String>,
     /// Seconds since the Unix epoch of the last check.
@@ -236,7 +236,7 @@ impl Catalog {
     }
 }
 
-/// Longest delay between checks of a down upstream.
+/// Maximum delay between checks of a down upstream.
 fn max_backoff(refresh_interval: Duration) -> Duration {
     refresh_interval * 3
 }

@@ -75,7 +75,7 @@ pub struct ServeArgs {
     )]
     pub refresh_interval: Option<String>,
 
-    /// Longest silence from an upstream, in milliseconds: before its response headers and between
+    /// Maximum silence from an upstream, in milliseconds: before its response headers and between
     /// two parts of its body. Default: 300000.
     #[arg(long = "request-timeout", value_name = "MS", env = "REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
@@ -107,7 +107,7 @@ pub struct ServeArgs {
     #[arg(long = "max-queue", value_name = "N", env = "LMLB_MAX_QUEUE")]
     pub max_queue: Option<usize>,
 
-    /// Longest wait in the queue for a free slot, in milliseconds (or 60s). Default: 300000.
+    /// Maximum wait in the queue for a free slot, in milliseconds (or 60s). Default: 300000.
     #[arg(long = "queue-timeout", value_name = "MS", env = "LMLB_QUEUE_TIMEOUT")]
     pub queue_timeout: Option<String>,
 
@@ -146,7 +146,7 @@ pub struct ServeArgs {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownModel {
-    /// Answer 404 `model_not_found`.
+    /// Respond with 404 `model_not_found`.
     #[default]
     Reject,
     /// Send the request to any loaded model of the endpoint's type.

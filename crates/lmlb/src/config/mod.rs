@@ -35,7 +35,7 @@ pub struct Config {
     pub max_payload: usize,
     pub log_level: String,
     pub request_log: bool,
-    /// Answer CORS preflights and allow any origin.
+    /// Whether lmlb allows any origin and responds to CORS preflights.
     pub cors: bool,
     pub unknown_model: UnknownModel,
     pub api_keys: Vec<Secret>,

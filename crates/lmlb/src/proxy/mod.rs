@@ -1,7 +1,7 @@
-//! The proxy: forwards requests to upstreams and streams their answers back.
+//! The proxy: forwards requests to upstreams and streams their responses back.
 //!
 //! Balanced requests take a slot from the scheduler, get their `model` rewritten to the granted
-//! instance, and keep the slot until the upstream's answer ends. Other requests go unchanged to
+//! instance, and keep the slot until the upstream's response ends. Other requests go unchanged to
 //! a healthy upstream.
 
 mod body;
@@ -70,7 +70,7 @@ pub async fn balanced(
     result.unwrap_or_else(|error| reject(app, error))
 }
 
-/// Answers with lmlb's own error, counting it.
+/// Builds the response for lmlb's own error and counts it.
 pub fn reject(app: &App, error: ApiError) -> Response<ProxyBody> {
     app.metrics.count_rejection(error.code());
     tracing::debug!(%error, "request rejected");
@@ -103,7 +103,7 @@ async fn balance(
         let upstream_index = guard.upstream();
         let instance = guard.instance().to_string();
 
-        // Non-streaming answers are detached so that a vanished client does not free the slot
+        // Non-streaming exchanges are detached so that a vanished client does not free the slot
         // while the instance is still generating.
         let detach = !fields.stream;
         match forward::exchange(
@@ -167,7 +167,7 @@ async fn balance(
 }
 
 /// Takes a failed upstream out of rotation (before its slot is freed, so the slot does not go
-/// straight back to it) and asks the catalog to check it now.
+/// straight back to it) and triggers an immediate check by the catalog.
 fn on_unreachable(app: &App, upstream: usize, guard: Option<SlotGuard>, error: &str) {
     tracing::warn!(upstream = %app.catalog.upstream(upstream).name, %error, "upstream unreachable; trying another instance");
     app.scheduler.suspend_upstream(upstream);

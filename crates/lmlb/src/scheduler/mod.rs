@@ -56,7 +56,7 @@ pub enum Acquire {
     Unavailable,
 }
 
-/// How a requested name maps onto loaded instances.
+/// The mapping of a requested name onto loaded instances.
 #[derive(Debug, PartialEq)]
 pub enum Resolution {
     Found(Target),

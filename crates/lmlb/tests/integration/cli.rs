@@ -85,7 +85,20 @@ async fn env_file_and_variables_configure_lmlb() {
         .unwrap();
     let output = lines(&mut child);
     let mut guard = ChildGuard(Some(child));
-    let listening = wait_for_line(&output, "lmlb listening");
+    let mut startup = Vec::new();
+    let listening = loop {
+        let line = wait_for_line(&output, "");
+        if line.contains("lmlb listening") {
+            break line;
+        }
+        startup.push(line);
+    };
+    let startup = startup.join("\n");
+    assert!(startup.contains("upstream is up"), "{startup}");
+    assert!(
+        startup.contains("instances appeared") && startup.contains("qwen2.5-7b-instruct:2"),
+        "{startup}"
+    );
     let addr = listening
         .split("addr=")
         .nth(1)
@@ -113,6 +126,17 @@ async fn env_file_and_variables_configure_lmlb() {
         logged.contains(&format!("upstream={}", sim.url())),
         "{logged}"
     );
+
+    // Several refresh intervals pass with nothing changed, and nothing is logged at info.
+    let quiet_until = std::time::Instant::now() + std::time::Duration::from_millis(800);
+    while let Some(left) = quiet_until.checked_duration_since(std::time::Instant::now()) {
+        if let Ok(line) = output.recv_timeout(left) {
+            assert!(
+                !line.contains("INFO"),
+                "unexpected info line while nothing changed: {line}"
+            );
+        }
+    }
 
     let mut child = guard.0.take().unwrap();
     terminate(&child);

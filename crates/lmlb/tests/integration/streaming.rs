@@ -194,7 +194,7 @@ async fn other_apis_balanced() {
 }
 
 #[tokio::test]
-async fn broken_upstream_stream_is_not_passed_off_as_complete() {
+async fn broken_stream_not_passed_off_complete() {
     let (sim, lmlb) = setup(&[ONE], 200.0).await;
     sim.set_faults(lmstudio_sim::Faults {
         close_next: 1,
