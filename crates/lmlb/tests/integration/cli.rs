@@ -210,3 +210,51 @@ async fn cors_preflight_and_headers() {
     let reply = chat(&lmlb.url(), MODEL, 2).await;
     assert_eq!(reply.header("access-control-allow-origin"), "*");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_simulated_models() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmlb"))
+        .args(["demo", "--port", "0", "--tokens-per-second", "0"])
+        .env_remove("LOAD_BALANCER_PORT")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = lines(&mut child);
+    let guard = ChildGuard(Some(child));
+    let listening = wait_for_line(&output, "lmlb is listening on ");
+    let url = listening.rsplit(' ').next().unwrap().to_string();
+    wait_for_line(&output, "curl -N");
+
+    let reply = chat(&url, MODEL, 5).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let embedding = post(
+        &url,
+        "/v1/embeddings",
+        r#"{"model":"text-embedding-nomic-embed-text-v1.5","input":"hi"}"#,
+    )
+    .await;
+    assert_eq!(embedding.status, 200, "{}", embedding.text());
+    let models = get(&url, "/models").await.json();
+    assert_eq!(
+        models["availableModels"].as_array().unwrap().len(),
+        4,
+        "{models}"
+    );
+
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(guard.0.as_ref().unwrap().id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut guard = guard;
+    let mut child = guard.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the demo stops cleanly on Ctrl-C, got {status}"
+    );
+}
