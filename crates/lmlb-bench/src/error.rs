@@ -33,7 +33,13 @@ pub enum BenchError {
         #[source]
         source: io::Error,
     },
-    #[error("interrupted (Ctrl-C); every started process was stopped")]
+    #[error("{context}: {source}")]
+    Request {
+        context: String,
+        #[source]
+        source: crate::loadgen::http::ClientError,
+    },
+    #[error("interrupted (Ctrl-C), and every started process was stopped")]
     Interrupted,
 }
 

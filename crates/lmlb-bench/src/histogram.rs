@@ -76,6 +76,17 @@ pub fn mean(values: &[Duration]) -> Option<Duration> {
     Some(values.iter().sum::<Duration>() / count)
 }
 
+/// Returns the index of the median of `values` (the lower one of the middle
+/// two for an even count), or 0 for an empty slice.
+pub fn median_index(values: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
 /// Converts to milliseconds as a float, the unit of every table and JSON field.
 pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
@@ -156,6 +167,14 @@ mod tests {
     #[test]
     fn percentile_of_nothing() {
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn median_index_of_values() {
+        assert_eq!(median_index(&[3.0, 1.0, 2.0]), 2);
+        assert_eq!(median_index(&[5.0]), 0);
+        assert_eq!(median_index(&[4.0, 1.0, 3.0, 2.0]), 3);
+        assert_eq!(median_index(&[]), 0);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub async fn start(
     Ok(target.map(|target| Deployment { target, simulators }))
 }
 
-async fn start_sim(
+pub async fn start_sim(
     context: &Context,
     name: &str,
     instances: usize,

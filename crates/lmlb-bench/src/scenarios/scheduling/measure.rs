@@ -1,11 +1,14 @@
 //! Latency and wasted idle time of the ideal and of each replayed target.
 //!
-//! For a real target, a request's service started when its first token left
-//! the simulator minus the simulator's time to first token: `start = first
-//! token arrival - ttft`. Its instance was busy from `start` to the arrival of
-//! `data: [DONE]`. Both include the proxy's delay in passing the bytes on, so
-//! a proxy that wastes time between two requests shows it as idle time while
-//! a request waited ([`crate::timeline::idle_while_waiting`]).
+//! A real target's instance is taken as busy from `finish - (service +
+//! overhead)` to `finish`, where `finish` is the arrival of `data: [DONE]`,
+//! `service` the request's modelled service time and `overhead` the
+//! simulator's measured cost per request ([`super::calibrate`]). The simulator
+//! paces tokens on a fixed schedule from the first one, so the end of a stream
+//! pins its start better than the first token does, which a proxy may hold
+//! back. Gaps that a proxy leaves between one request's end and the next
+//! one's start show up as idle time while a request waited
+//! ([`crate::timeline::idle_while_waiting`]).
 
 use std::time::Duration;
 
@@ -23,22 +26,24 @@ use super::super::Monitors;
 use super::deploy::Deployment;
 use super::{INSTANCES, SCENARIO};
 
-pub const IDEAL: &str = "ideal";
 /// Warm-up requests per slot.
 const WARM_UP_ROUNDS: usize = 2;
 
-/// Computes the ideal: one FIFO queue feeding every slot, simulated exactly.
-pub fn ideal(load: f64, trace: &Trace) -> Measurement {
+/// Computes an ideal: one FIFO queue feeding every slot, simulated exactly,
+/// with every service time longer by `overhead`.
+pub fn ideal(name: &str, load: f64, trace: &Trace, overhead: Duration) -> Measurement {
     let requests: Vec<(Duration, Duration)> = trace
         .requests
         .iter()
-        .map(|r| (r.arrival, r.service))
+        .map(|r| (r.arrival, r.service + overhead))
         .collect();
     let spans: Vec<Span> = simulate_fifo(&requests, INSTANCES)
         .iter()
         .map(|placement| placement.span)
         .collect();
-    summarize(IDEAL, load, &spans, 0)
+    let mut measurement = summarize(name, load, &spans, 0);
+    measurement.set("per_request_overhead_ms", millis(overhead));
+    measurement
 }
 
 /// Replays `trace` through the deployment's target and measures it.
@@ -47,6 +52,7 @@ pub async fn replay(
     load: f64,
     trace: &Trace,
     service: ServiceModel,
+    overhead: Duration,
 ) -> Measurement {
     let target = &deployment.target;
     let requests: Vec<TimedRequest> = trace
@@ -67,7 +73,7 @@ pub async fn replay(
     drop(progress);
     let served_after = served(deployment).await;
 
-    let (spans, errors) = to_spans(&report, service, &target.name);
+    let (spans, errors) = to_spans(&report, trace, overhead, &target.name);
     let mut measurement = summarize(&target.name, load, &spans, errors);
     monitors.finish(&mut measurement);
     measurement.set(
@@ -97,10 +103,15 @@ pub async fn warm_up(target: &Target) {
 
 /// Converts outcomes to spans and counts the failed requests, which the
 /// statistics leave out.
-fn to_spans(report: &ReplayReport, service: ServiceModel, target: &str) -> (Vec<Span>, u64) {
+fn to_spans(
+    report: &ReplayReport,
+    trace: &Trace,
+    overhead: Duration,
+    target: &str,
+) -> (Vec<Span>, u64) {
     let mut spans = Vec::with_capacity(report.outcomes.len());
     let mut errors = 0;
-    for outcome in &report.outcomes {
+    for (outcome, request) in report.outcomes.iter().zip(&trace.requests) {
         let timing = match outcome {
             Ok(timing) => timing,
             Err(error) => {
@@ -113,19 +124,21 @@ fn to_spans(report: &ReplayReport, service: ServiceModel, target: &str) -> (Vec<
         };
         let since_start =
             |instant: std::time::Instant| instant.saturating_duration_since(report.started);
-        let first_token = timing.first_token.unwrap_or(timing.finished);
+        let arrival = since_start(timing.sent);
+        let finish = since_start(timing.finished);
+        let start = finish.saturating_sub(request.service + overhead);
         spans.push(Span {
-            arrival: since_start(timing.sent),
-            start: since_start(first_token).saturating_sub(service.ttft),
-            finish: since_start(timing.finished),
+            arrival,
+            start: start.clamp(arrival, finish),
+            finish,
         });
     }
     (spans, errors)
 }
 
 /// Returns the mean of (first token to `[DONE]`) minus the model's time for
-/// the tokens after the first: how much later the tokens arrived than the
-/// service model predicts, because of the simulator's timers and the proxy.
+/// the tokens after the first. It is negative when the first token reaches the
+/// client late compared with the later ones, as when a proxy holds it back.
 fn generation_excess_ms(report: &ReplayReport, trace: &Trace, service: ServiceModel) -> f64 {
     let excess: Vec<f64> = report
         .outcomes
@@ -208,15 +221,15 @@ mod tests {
 
     #[test]
     fn ideal_never_idles_while_requests_wait() {
-        let m = ideal(0.9, &trace(0.9));
+        let m = ideal("ideal", 0.9, &trace(0.9), Duration::ZERO);
         assert_eq!(m.number("idle_while_waiting_s"), Some(0.0));
         assert_eq!(m.requests, 3000);
     }
 
     #[test]
     fn ideal_latency_grows_with_load() {
-        let low = ideal(0.5, &trace(0.5));
-        let high = ideal(0.9, &trace(0.9));
+        let low = ideal("ideal", 0.5, &trace(0.5), Duration::ZERO);
+        let high = ideal("ideal", 0.9, &trace(0.9), Duration::ZERO);
         assert!(
             high.mean_ms > low.mean_ms,
             "{} vs {}",
@@ -242,12 +255,22 @@ mod tests {
             .map(|r| millis(r.service))
             .sum::<f64>()
             / 3000.0;
-        let m = ideal(0.1, &trace);
+        let m = ideal("ideal", 0.1, &trace, Duration::ZERO);
         assert!(
             m.mean_ms / service < 1.02,
             "mean {} ms, service {service} ms",
             m.mean_ms
         );
+    }
+
+    #[test]
+    fn calibrated_ideal_is_slower() {
+        let trace = trace(0.9);
+        let exact = ideal("ideal", 0.9, &trace, Duration::ZERO);
+        let calibrated = ideal("ideal-calibrated", 0.9, &trace, Duration::from_millis(2));
+        assert!(calibrated.mean_ms > exact.mean_ms + 2.0);
+        assert_eq!(calibrated.number("per_request_overhead_ms"), Some(2.0));
+        assert_eq!(calibrated.number("idle_while_waiting_s"), Some(0.0));
     }
 
     #[test]

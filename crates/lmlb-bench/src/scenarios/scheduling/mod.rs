@@ -6,6 +6,7 @@
 //! simulation of the trace ([`crate::des`]). Every real target replays the
 //! trace as streaming requests, each sent at its arrival time.
 
+mod calibrate;
 mod deploy;
 mod measure;
 mod output;
@@ -20,6 +21,11 @@ use super::Context;
 use deploy::Kind;
 
 const SCENARIO: &str = "scheduling";
+/// One FIFO queue feeding every slot, with the service model's times.
+const IDEAL: &str = "ideal";
+/// The same, with every service time longer by the simulator's measured cost
+/// per request: what a perfect balancer would achieve on this simulator.
+const CALIBRATED_IDEAL: &str = "ideal-calibrated";
 const INSTANCES: usize = 3;
 const LOADS: [f64; 3] = [0.5, 0.7, 0.9];
 
@@ -55,17 +61,27 @@ fn requests_per_load(quick: bool) -> usize {
 pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     let traces = generate_traces(context);
     let service = service_model(context.quick);
+    let overhead = calibrate::per_request_overhead(context, service).await?;
 
-    let mut records: Vec<Record> = traces
-        .iter()
-        .map(|(load, trace)| Record::Measured(measure::ideal(*load, trace)))
-        .collect();
+    let mut records = Vec::new();
+    for (load, trace) in &traces {
+        records.push(Record::Measured(measure::ideal(
+            IDEAL,
+            *load,
+            trace,
+            Duration::ZERO,
+        )));
+    }
+    for (load, trace) in &traces {
+        let ideal = measure::ideal(CALIBRATED_IDEAL, *load, trace, overhead);
+        records.push(Record::Measured(ideal));
+    }
     for kind in Kind::ALL {
-        records.extend(run_target(context, kind, &traces, service).await?);
+        records.extend(run_target(context, kind, &traces, overhead).await?);
     }
 
     output::add_ratios(&mut records);
-    output::print_table(&records, &traces);
+    output::print_table(&records, &traces, overhead);
     output::draw_chart(context, &records)?;
     Ok(records)
 }
@@ -93,8 +109,9 @@ async fn run_target(
     context: &Context,
     kind: Kind,
     traces: &[(f64, Trace)],
-    service: ServiceModel,
+    overhead: Duration,
 ) -> Result<Vec<Record>, BenchError> {
+    let service = service_model(context.quick);
     let deployment = match deploy::start(context, kind, service).await? {
         Ok(deployment) => deployment,
         Err(reason) => {
@@ -105,7 +122,7 @@ async fn run_target(
     measure::warm_up(&deployment.target).await;
     let mut records = Vec::new();
     for (load, trace) in traces {
-        let measurement = measure::replay(&deployment, *load, trace, service).await;
+        let measurement = measure::replay(&deployment, *load, trace, service, overhead).await;
         records.push(Record::Measured(measurement));
     }
     Ok(records)

@@ -1,38 +1,45 @@
 //! The scheduling scenario's table, ratios to the ideal and chart.
 
 use crate::charts::{self, Lines, Panel};
+use std::time::Duration;
+
 use crate::error::BenchError;
+use crate::histogram::millis;
 use crate::report::{Measurement, Record, Table, cell};
 use crate::trace::{Trace, offered_load};
 
 use super::super::Context;
-use super::measure::IDEAL;
-use super::{INSTANCES, LOADS};
+use super::{CALIBRATED_IDEAL, IDEAL, INSTANCES, LOADS};
 
-/// Adds `mean_vs_ideal` and `p99_vs_ideal` to every measured target: its
-/// latency over the ideal's at the same load (1.05 = 5 % slower).
+/// Adds to every measured target its latency over each ideal's at the same
+/// load (1.05 = 5 % slower): `mean_vs_ideal` and `p99_vs_ideal` against the
+/// exact ideal, `mean_vs_calibrated` and `p99_vs_calibrated` against the one
+/// that includes the simulator's cost per request.
 pub fn add_ratios(records: &mut [Record]) {
-    let ideals: Vec<(Option<f64>, f64, f64)> = records
-        .iter()
-        .filter_map(Record::measured)
-        .filter(|m| m.target == IDEAL)
-        .map(|m| (m.load_percent, m.mean_ms, m.p99_ms))
-        .collect();
-    for record in records.iter_mut() {
-        let Record::Measured(m) = record else {
-            continue;
-        };
-        let Some(&(_, mean, p99)) = ideals.iter().find(|(load, _, _)| *load == m.load_percent)
-        else {
-            continue;
-        };
-        let ratios = (m.mean_ms / mean, m.p99_ms / p99);
-        m.set("mean_vs_ideal", ratios.0);
-        m.set("p99_vs_ideal", ratios.1);
+    for (ideal, suffix) in [(IDEAL, "ideal"), (CALIBRATED_IDEAL, "calibrated")] {
+        let references: Vec<(Option<f64>, f64, f64)> = records
+            .iter()
+            .filter_map(Record::measured)
+            .filter(|m| m.target == ideal)
+            .map(|m| (m.load_percent, m.mean_ms, m.p99_ms))
+            .collect();
+        for record in records.iter_mut() {
+            let Record::Measured(m) = record else {
+                continue;
+            };
+            let reference = references
+                .iter()
+                .find(|(load, _, _)| *load == m.load_percent);
+            let Some(&(_, mean, p99)) = reference else {
+                continue;
+            };
+            m.set(&format!("mean_vs_{suffix}"), m.mean_ms / mean);
+            m.set(&format!("p99_vs_{suffix}"), m.p99_ms / p99);
+        }
     }
 }
 
-pub fn print_table(records: &[Record], traces: &[(f64, Trace)]) {
+pub fn print_table(records: &[Record], traces: &[(f64, Trace)], overhead: Duration) {
     let mut table = Table::new(&[
         "target",
         "load %",
@@ -42,6 +49,8 @@ pub fn print_table(records: &[Record], traces: &[(f64, Trace)]) {
         "p99 ms",
         "mean/ideal",
         "p99/ideal",
+        "mean/cal",
+        "p99/cal",
         "mean wait ms",
         "idle while waiting s",
         "served per instance",
@@ -68,6 +77,10 @@ pub fn print_table(records: &[Record], traces: &[(f64, Trace)]) {
             offered_load(trace, INSTANCES) * 100.0
         );
     }
+    println!(
+        "  simulator's cost per request over the service model: {:.2} ms (median of direct requests; \"cal\" = ideal-calibrated)",
+        millis(overhead)
+    );
     println!();
     print!("{}", table.render());
 }
@@ -91,6 +104,8 @@ fn row(m: &Measurement) -> Vec<String> {
         format!("{:.1}", m.p99_ms),
         cell(m.number("mean_vs_ideal"), 3),
         cell(m.number("p99_vs_ideal"), 3),
+        cell(m.number("mean_vs_calibrated"), 3),
+        cell(m.number("p99_vs_calibrated"), 3),
         cell(m.number("mean_wait_ms"), 1),
         cell(m.number("idle_while_waiting_s"), 2),
         served,
