@@ -429,6 +429,70 @@ mod tests {
     }
 
     #[test]
+    fn config_file_resolved() {
+        let path = std::env::temp_dir().join(format!("lmlb-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"
+            port = 9000
+            request_timeout = "2m"
+            [[upstream]]
+            name = "desk"
+            url = "http://127.0.0.1:1234"
+            api_token = "sk-lm-1"
+            [[upstream]]
+            url = "http://127.0.0.1:1235/"
+            [queue]
+            max_size = 8
+            [aliases]
+            fast = "qwen"
+            [models.qwen]
+            slots = 2
+            queue_timeout = "10s"
+            "#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            port: Some(9100),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args).unwrap();
+        std::fs::remove_file(path).ok();
+
+        assert_eq!(config.listen.port(), 9100, "the flag wins over the file");
+        assert_eq!(config.request_timeout, Duration::from_secs(120));
+        assert_eq!(config.upstreams[0].name, "desk");
+        assert_eq!(
+            config.upstreams[0].api_token.as_ref().unwrap().expose(),
+            "sk-lm-1"
+        );
+        assert_eq!(config.upstreams[1].name, "http://127.0.0.1:1235");
+        assert_eq!(config.aliases["fast"], "qwen");
+        assert_eq!(config.models["qwen"].slots, Some(2));
+        let limits = config.queue_limits_for("qwen");
+        assert_eq!(limits.max_size, 8);
+        assert_eq!(limits.timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.queue_limits_for("other").timeout,
+            DEFAULT_QUEUE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn zero_slots_rejected() {
+        let path = std::env::temp_dir().join(format!("lmlb-zero-{}.toml", std::process::id()));
+        std::fs::write(&path, "[models.qwen]\nslots = 0\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let error = Config::resolve(&args).unwrap_err();
+        std::fs::remove_file(path).ok();
+        assert!(error.contains("models.\"qwen\".slots"), "{error}");
+    }
+
+    #[test]
     fn secret_debug_hides_value() {
         let secret = Secret::new("sk-123");
         assert_eq!(format!("{secret:?}"), "Secret(***)");

@@ -50,6 +50,8 @@ pub fn prepare_request(
 ) {
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
+    // lmlb has already read the whole body, so the upstream has nothing to wait for.
+    headers.remove(header::EXPECT);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
     append_forwarded_for(headers, client_ip);
 
@@ -126,6 +128,23 @@ mod tests {
         );
         assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[header::CONTENT_LENGTH], "7");
+    }
+
+    #[test]
+    fn expect_continue_not_forwarded() {
+        let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        headers.insert(header::HOST, HeaderValue::from_static("localhost:4321"));
+        prepare_request(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            &upstream,
+            false,
+            3000,
+        );
+        assert!(!headers.contains_key(header::EXPECT));
+        assert!(!headers.contains_key(header::HOST));
     }
 
     #[test]
