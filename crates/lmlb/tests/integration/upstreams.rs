@@ -95,3 +95,27 @@ async fn loaded_instance_joins_rotation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn upstream_token_sent_to_lm_studio() {
+    let mut sim_settings = sim_config(&["guarded-model"], 0.0);
+    sim_settings.api_token = Some("sk-lm-test:secret".to_string());
+    let sim = start_sim(sim_settings).await;
+
+    let without = start_lmlb(lmlb_config(&[&sim])).await;
+    let health = get(&without.url(), "/health").await.json();
+    assert_eq!(health["upstreams"][0]["state"], "down");
+    assert!(
+        health["upstreams"][0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{health}"
+    );
+
+    let mut config = lmlb_config(&[&sim]);
+    config.upstreams[0].api_token = Some(lmlb::config::Secret::new("sk-lm-test:secret"));
+    let with = start_lmlb(config).await;
+    let reply = chat(&with.url(), "guarded-model", 2).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
