@@ -87,7 +87,11 @@ pub struct UpstreamBody {
     inner: Option<Incoming>,
     guard: Option<SlotGuard>,
     idle_timeout: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Armed only when the upstream has nothing ready, so a body that arrives at once costs no
+    /// timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// When the idle timeout expires, counted from the last frame.
+    deadline: Instant,
     on_client_gone: OnClientGone,
     finished: bool,
     record: Option<RequestRecord>,
@@ -111,7 +115,8 @@ impl UpstreamBody {
             inner: Some(inner),
             guard,
             idle_timeout,
-            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+            timer: None,
+            deadline: Instant::now() + idle_timeout,
             on_client_gone,
             finished: false,
             record,
@@ -146,8 +151,7 @@ impl Body for UpstreamBody {
         };
         match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = Instant::now() + this.idle_timeout;
-                this.timer.as_mut().reset(deadline);
+                this.deadline = Instant::now() + this.idle_timeout;
                 if inner.is_end_stream() {
                     this.finish(Outcome::Complete);
                 }
@@ -162,7 +166,14 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                ready!(timer.as_mut().poll(cx));
                 this.finish(Outcome::UpstreamTimeout);
                 Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
             }

@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tokio::sync::oneshot;
+use hyper_util::client::legacy::ResponseFuture;
 
 use super::body::OnClientGone;
 use super::body::UpstreamBody;
@@ -59,50 +59,30 @@ pub fn build_request(
 
 /// Sends a request and waits up to `timeout` for the response head.
 ///
-/// With `detach`, the exchange runs in its own task: if the caller goes away (the client
-/// disconnected) the task still waits for the answer and reads it to the end before freeing the
-/// slot, because LM Studio finishes a non-streaming request whether or not anyone reads it.
+/// With `finish_if_dropped`, a caller that goes away (the client disconnected) before the response
+/// head arrived leaves the exchange running in a task of its own, which reads the answer to its end
+/// before freeing the slot, because LM Studio finishes a non-streaming request whether or not
+/// anyone reads it. Otherwise dropping the caller closes the upstream connection, which stops a
+/// streaming generation.
 pub async fn exchange(
     client: &HttpClient,
     request: Request<Full<Bytes>>,
     guard: Option<SlotGuard>,
     timeout: Duration,
-    detach: bool,
+    finish_if_dropped: bool,
 ) -> Result<(Response<Incoming>, Option<SlotGuard>), Failure> {
-    if !detach {
-        return send(client, request, guard, timeout).await;
-    }
+    let mut pending = Pending {
+        future: Some(client.request(request)),
+        guard,
+        timeout,
+        finish_if_dropped,
+    };
+    let future = pending.future.as_mut().expect("set above");
+    let outcome = tokio::time::timeout(timeout, future).await;
+    pending.future = None;
+    let mut guard = pending.guard.take();
 
-    let (sender, receiver) = oneshot::channel();
-    let client = client.clone();
-    tokio::spawn(async move {
-        let result = send(&client, request, guard, timeout).await;
-        if let Err(Ok((response, guard))) = sender.send(result) {
-            let body = UpstreamBody::new(
-                response.into_body(),
-                guard,
-                timeout,
-                OnClientGone::Drain,
-                None,
-            );
-            drop(body);
-        }
-    });
-    receiver.await.unwrap_or_else(|_| {
-        Err(Failure::Unreachable {
-            error: "the upstream exchange task ended unexpectedly".to_string(),
-            guard: None,
-        })
-    })
-}
-
-async fn send(
-    client: &HttpClient,
-    request: Request<Full<Bytes>>,
-    mut guard: Option<SlotGuard>,
-    timeout: Duration,
-) -> Result<(Response<Incoming>, Option<SlotGuard>), Failure> {
-    match tokio::time::timeout(timeout, client.request(request)).await {
+    match outcome {
         Ok(Ok(response)) => {
             if let Some(guard) = guard.as_mut() {
                 guard.mark_forwarded();
@@ -114,5 +94,38 @@ async fn send(
             guard,
         }),
         Err(_) => Err(Failure::Timeout),
+    }
+}
+
+/// An exchange waiting for its response head, with what it needs to finish alone.
+struct Pending {
+    future: Option<ResponseFuture>,
+    guard: Option<SlotGuard>,
+    timeout: Duration,
+    finish_if_dropped: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(future) = self.future.take().filter(|_| self.finish_if_dropped) else {
+            return;
+        };
+        let guard = self.guard.take();
+        let timeout = self.timeout;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Ok(Ok(response)) = tokio::time::timeout(timeout, future).await {
+                let body = UpstreamBody::new(
+                    response.into_body(),
+                    guard,
+                    timeout,
+                    OnClientGone::Drain,
+                    None,
+                );
+                drop(body);
+            }
+        });
     }
 }

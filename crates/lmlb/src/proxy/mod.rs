@@ -103,15 +103,15 @@ async fn balance(
         let upstream_index = guard.upstream();
         let instance = guard.instance().to_string();
 
-        // Non-streaming exchanges are detached so that a vanished client does not free the slot
+        // A non-streaming exchange finishes even if its client leaves, so the slot stays taken
         // while the instance is still generating.
-        let detach = !fields.stream;
+        let finish_if_dropped = !fields.stream;
         match forward::exchange(
             &app.client,
             request,
             Some(guard),
             app.config.request_timeout,
-            detach,
+            finish_if_dropped,
         )
         .await
         {
