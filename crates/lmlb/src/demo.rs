@@ -9,7 +9,10 @@ use crate::server::Server;
 
 /// Starts the simulator (three instances of a chat model and one embedding model) and lmlb, prints
 /// how to try them, and runs until interrupted.
-pub async fn run(args: DemoArgs) -> Result<(), String> {
+///
+/// `port` is the demo's own `--port`, else the one given before `demo` (`lmlb --port N demo`).
+pub async fn run(args: DemoArgs, port: Option<u16>) -> Result<(), String> {
+    let port = args.port.or(port).unwrap_or(crate::config::DEFAULT_PORT);
     let mut sim_config = SimConfig::with_models(&[
         "qwen2.5-7b-instruct,instances=3,parallel=1",
         "text-embedding-nomic-embed-text-v1.5,instances=1,type=embeddings",
@@ -21,12 +24,12 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         .map_err(|e| format!("failed to start the simulator: {e}"))?;
 
     let mut config = Config::for_upstreams(&[simulator.url()])?;
-    config.listen.set_port(args.port);
+    config.listen.set_port(port);
     config.upstreams[0].name = "simulator".to_string();
     config.refresh_interval = Duration::from_secs(2);
-    let server = Server::start(config)
-        .await
-        .map_err(|e| format!("failed to listen on port {}: {e}", args.port))?;
+    let server = Server::start(config).await.map_err(|e| {
+        format!("failed to listen on port {port}: {e}; choose another with `lmlb demo --port N`")
+    })?;
 
     print_welcome(&server.url(), &simulator.url());
     let _ = tokio::signal::ctrl_c().await;

@@ -32,7 +32,9 @@ pub enum ApiError {
     Unauthorized,
 
     /// The model's queue holds its maximum number of waiting requests.
-    #[error("the queue for model \"{model}\" is full ({max} requests waiting); retry later")]
+    #[error(
+        "the queue for \"{model}\" is full: it holds its maximum of {max} waiting requests; retry later"
+    )]
     QueueFull { model: String, max: usize },
 
     /// The request waited longer than the queue timeout for a free slot.

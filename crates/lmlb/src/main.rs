@@ -27,7 +27,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Demo(args)) = cli.command {
         init_logging("info");
-        return match demo::run(args).await {
+        return match demo::run(args, cli.serve.port).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("lmlb demo: {error}");

@@ -112,6 +112,17 @@ pub enum Outcome {
     UpstreamTimeout,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientGone => "client_gone",
+            Outcome::UpstreamBroke => "upstream_broke",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+}
+
 /// One forwarded request, finished when its response body ends.
 pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
@@ -149,7 +160,7 @@ impl RequestRecord {
                 status = self.status,
                 queue_wait_ms = self.queue_wait.as_millis() as u64,
                 duration_ms = elapsed.as_millis() as u64,
-                outcome = ?outcome,
+                outcome = outcome.as_str(),
                 "request"
             );
         }

@@ -149,7 +149,17 @@ fn write_instances(app: &App, out: &mut String) {
         "# HELP lmlb_queue_depth Requests waiting for a slot, per model."
     );
     let _ = writeln!(out, "# TYPE lmlb_queue_depth gauge");
+    // Every loaded model gets a series, 0 when nothing waits.
+    let mut depths: std::collections::BTreeMap<&str, usize> = snapshot
+        .instances
+        .iter()
+        .filter(|i| i.listed)
+        .map(|i| (i.model.as_str(), 0))
+        .collect();
     for (model, depth) in &snapshot.queued {
+        depths.insert(model, *depth);
+    }
+    for (model, depth) in depths {
         let _ = writeln!(
             out,
             "lmlb_queue_depth{{model=\"{}\"}} {depth}",

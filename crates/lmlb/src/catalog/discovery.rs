@@ -37,6 +37,14 @@ pub enum Listing {
 impl Listing {
     const ALL: [Listing; 3] = [Listing::LmStudioV1, Listing::LmStudioV0, Listing::OpenAi];
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listing::LmStudioV1 => "lmstudio-v1",
+            Listing::LmStudioV0 => "lmstudio-v0",
+            Listing::OpenAi => "openai",
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Listing::LmStudioV1 => "/api/v1/models",

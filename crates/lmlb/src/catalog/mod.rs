@@ -200,7 +200,7 @@ impl Catalog {
         };
 
         if previous != UpstreamState::Up {
-            tracing::info!(upstream = %name, ?listing, "upstream is up");
+            tracing::info!(upstream = %name, listing = listing.as_str(), "upstream is up");
         }
         if !changes.added.is_empty() {
             tracing::info!(upstream = %name, instances = ?changes.added, "instances appeared");

@@ -33,9 +33,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Port for lmlb to listen on.
-    #[arg(long, env = "LOAD_BALANCER_PORT", default_value_t = 4321)]
-    pub port: u16,
+    /// Port for lmlb to listen on (0 picks a free one). Default: 4321.
+    #[arg(long, env = "LOAD_BALANCER_PORT")]
+    pub port: Option<u16>,
 
     /// Generation speed of the simulated instances, in tokens per second.
     #[arg(long, default_value_t = 20.0)]
@@ -76,7 +76,7 @@ pub struct ServeArgs {
     pub refresh_interval: Option<String>,
 
     /// Maximum silence from an upstream, in milliseconds: before its response headers and between
-    /// two parts of its body. Default: 300000.
+    /// two parts of its body (or with a unit: 5m). Default: 300000.
     #[arg(long = "request-timeout", value_name = "MS", env = "REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
 
@@ -93,7 +93,7 @@ pub struct ServeArgs {
     pub log_level: Option<String>,
 
     /// Log one line per request: method, path, model, instance, upstream, status, queue wait and
-    /// duration.
+    /// duration. Default: false.
     #[arg(
         long = "request-log",
         value_name = "BOOL",
@@ -112,7 +112,8 @@ pub struct ServeArgs {
     pub queue_timeout: Option<String>,
 
     /// What to do with a request for a model that no upstream has loaded: reject it with 404, or
-    /// send it to any loaded model of the right type (the original tool's behaviour).
+    /// send it to any loaded model of the right type (the original tool's behaviour). Default:
+    /// reject.
     #[arg(long = "unknown-model", value_enum, env = "LMLB_UNKNOWN_MODEL")]
     pub unknown_model: Option<UnknownModel>,
 

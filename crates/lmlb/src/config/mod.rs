@@ -144,7 +144,7 @@ impl Config {
         let port = args.port.or(file.port).unwrap_or(DEFAULT_PORT);
         let bind = args.bind.or(file.bind).unwrap_or(defaults.listen.ip());
 
-        Ok(Config {
+        let config = Config {
             listen: SocketAddr::new(bind, port),
             upstreams: resolve_upstreams(args, &file)?,
             refresh_interval: pick_duration(
@@ -160,19 +160,21 @@ impl Config {
                 DEFAULT_REQUEST_TIMEOUT,
             )?,
             max_payload: resolve_payload(args, &file)?,
-            log_level: args
-                .log_level
-                .clone()
-                .or(file.log_level.clone())
-                .unwrap_or(defaults.log_level),
+            log_level: check_log_level(
+                args.log_level
+                    .clone()
+                    .or(file.log_level.clone())
+                    .unwrap_or(defaults.log_level),
+            )?,
             request_log: match &args.request_log {
-                Some(text) => {
-                    units::parse_bool(text).map_err(|e| format!("ENABLE_REQUEST_LOGGING: {e}"))?
-                }
+                Some(text) => units::parse_bool(text)
+                    .map_err(|e| format!("--request-log (ENABLE_REQUEST_LOGGING): {e}"))?,
                 None => file.request_log.unwrap_or(false),
             },
             cors: match &args.cors {
-                Some(text) => units::parse_bool(text).map_err(|e| format!("LMLB_CORS: {e}"))?,
+                Some(text) => {
+                    units::parse_bool(text).map_err(|e| format!("--cors (LMLB_CORS): {e}"))?
+                }
                 None => file.cors.unwrap_or(true),
             },
             unknown_model: args
@@ -200,7 +202,11 @@ impl Config {
             },
             aliases: file.aliases.clone(),
             models: resolve_models(&file)?,
-        })
+        };
+        if config.refresh_interval.is_zero() {
+            return Err("refresh interval: must be greater than 0".to_string());
+        }
+        Ok(config)
     }
 
     /// Settings for one model, with the global queue limits filled in.
@@ -300,6 +306,22 @@ pub fn upstream_from_url(
         url: origin,
         api_token: api_token.map(Secret::new),
     })
+}
+
+/// Accepts a plain level (`warning` as `warn`) or tracing directives such as `lmlb=debug`; a
+/// misspelled plain level is an error, since tracing would read it as a target and log nothing.
+fn check_log_level(level: String) -> Result<String, String> {
+    let lower = level.trim().to_ascii_lowercase();
+    if lower.contains('=') || lower.contains(',') {
+        return Ok(level);
+    }
+    match lower.as_str() {
+        "off" | "error" | "warn" | "info" | "debug" | "trace" => Ok(lower),
+        "warning" => Ok("warn".to_string()),
+        _ => Err(format!(
+            "invalid log level \"{level}\": use error, warn, info, debug, trace or off"
+        )),
+    }
 }
 
 fn resolve_payload(args: &ServeArgs, file: &file::FileConfig) -> Result<usize, String> {
@@ -417,6 +439,20 @@ mod tests {
         };
         let error = Config::resolve(&args).unwrap_err();
         assert!(error.starts_with("queue timeout"), "{error}");
+    }
+
+    #[test]
+    fn log_level_checked() {
+        assert_eq!(check_log_level("WARNING".into()), Ok("warn".into()));
+        assert_eq!(
+            check_log_level("lmlb=debug".into()),
+            Ok("lmlb=debug".into())
+        );
+        assert!(
+            check_log_level("chatty".into())
+                .unwrap_err()
+                .contains("chatty")
+        );
     }
 
     #[test]

@@ -64,10 +64,25 @@ pub async fn balanced(
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
     let result = balance(app, request, endpoint, client, id, started)
         .instrument(span)
         .await;
-    result.unwrap_or_else(|error| reject(app, error))
+    result.unwrap_or_else(|error| {
+        if app.config.request_log {
+            tracing::info!(
+                request_id = id,
+                %method,
+                %path,
+                status = error.status().as_u16(),
+                code = error.code(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "request rejected"
+            );
+        }
+        reject(app, error)
+    })
 }
 
 /// Builds the response for lmlb's own error and counts it.

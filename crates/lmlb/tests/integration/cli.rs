@@ -127,6 +127,18 @@ async fn env_file_and_variables_configure_lmlb() {
         "{logged}"
     );
 
+    let rejected = chat(&url, "no-such-model", 3).await;
+    assert_eq!(rejected.status, 404);
+    let logged = wait_for_line(&output, "request rejected");
+    for field in [
+        "method=POST",
+        "status=404",
+        "code=\"model_not_found\"",
+        "duration_ms=",
+    ] {
+        assert!(logged.contains(field), "{field} missing in {logged}");
+    }
+
     // Several refresh intervals pass with nothing changed, and nothing is logged at info.
     let quiet_until = std::time::Instant::now() + std::time::Duration::from_millis(800);
     while let Some(left) = quiet_until.checked_duration_since(std::time::Instant::now()) {
