@@ -170,10 +170,16 @@ impl Body for UpstreamBody {
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
+                // The timer keeps the deadline it was armed with, which frames since then have
+                // only pushed later; when it fires early it is re-armed, so a stream resets it
+                // at most once per timeout period instead of once per frame.
+                loop {
+                    ready!(timer.as_mut().poll(cx));
+                    if Instant::now() >= this.deadline {
+                        break;
+                    }
+                    timer.as_mut().reset(this.deadline);
                 }
-                ready!(timer.as_mut().poll(cx));
                 this.finish(Outcome::UpstreamTimeout);
                 Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
             }

@@ -219,3 +219,67 @@ async fn broken_stream_not_passed_off_complete() {
     );
     eventually("the slot is free", || async { lmlb_in_flight(&lmlb) == 0 }).await;
 }
+
+fn with_request_timeout(sim: &lmstudio_sim::Simulator, millis: u64) -> lmlb::Config {
+    let mut config = lmlb_config(&[sim]);
+    config.request_timeout = std::time::Duration::from_millis(millis);
+    config
+}
+
+#[tokio::test]
+async fn steady_stream_outlives_idle_timeout() {
+    // Tokens every 50 ms for about 0.6 s, with a 250 ms idle timeout: the stream as a whole
+    // takes longer than the timeout, but no single gap does.
+    let sim = start_sim(sim_config(&[ONE], 20.0)).await;
+    let lmlb = start_lmlb(with_request_timeout(&sim, 250)).await;
+    let reply = post(
+        &lmlb.url(),
+        "/v1/chat/completions",
+        &chat_body(MODEL, 12, true),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.text().ends_with("data: [DONE]\n\n"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test]
+async fn silent_stream_broken_off() {
+    // Two tokens per second: the gap after the first token exceeds the 150 ms idle timeout.
+    let sim = start_sim(sim_config(&[ONE], 2.0)).await;
+    let lmlb = start_lmlb(with_request_timeout(&sim, 150)).await;
+    let url = format!("{}/v1/chat/completions", lmlb.url());
+    let response = send(
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        chat_body(MODEL, 20, true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let result = tokio::time::timeout(PATIENCE, response.into_body().collect())
+        .await
+        .unwrap();
+    assert!(result.is_err(), "the client sees the stream break off");
+    eventually("the slot is free", || async { lmlb_in_flight(&lmlb) == 0 }).await;
+    sim_until(&sim, "the upstream stops generating", |s| {
+        s.total_active() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_headers_504() {
+    let sim = start_sim(sim_config(&[ONE], 0.0)).await;
+    sim.set_faults(lmstudio_sim::Faults {
+        header_delay_ms: 1000,
+        ..Default::default()
+    });
+    let lmlb = start_lmlb(with_request_timeout(&sim, 100)).await;
+    let reply = chat(&lmlb.url(), MODEL, 2).await;
+    reply.assert_error(504, "upstream_timeout");
+    eventually("the slot is free", || async { lmlb_in_flight(&lmlb) == 0 }).await;
+}
