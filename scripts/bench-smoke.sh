@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmarks: each scenario once with --quick. It checks that
-# every component starts, serves and stops; it asserts nothing about timing.
-# Peers that are not installed (scripts/bench-setup.sh installs them) are
-# reported as skipped.
+# every component starts, serves and stops, and that no request to the
+# simulator or through lmlb failed. It asserts nothing about timing. Peers that
+# are not installed (scripts/bench-setup.sh installs them) are reported as
+# skipped, and their failed requests only print a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +14,22 @@ trap 'rm -rf "$out"' EXIT
 for scenario in overhead streaming scheduling; do
     echo "== lmlb-bench $scenario --quick"
     target/release/lmlb-bench "$scenario" --quick --no-build --json "$out/$scenario.json"
-    # Errors count requests that failed; a smoke run must have none.
-    if grep -Eq '"errors": [1-9]' "$out/$scenario.json"; then
-        echo "bench-smoke: $scenario: some requests failed (see $out/$scenario.json above)" >&2
-        cat "$out/$scenario.json" >&2
-        exit 1
-    fi
+    python3 - "$out/$scenario.json" <<'PY'
+import json
+import sys
+
+failed = False
+for record in json.load(open(sys.argv[1])):
+    errors = record.get("errors", 0)
+    if not errors:
+        continue
+    name = f"{record['scenario']} {record['target']}"
+    if record["target"] in ("direct", "lmlb"):
+        print(f"bench-smoke: {name}: {errors} requests failed", file=sys.stderr)
+        failed = True
+    else:
+        print(f"bench-smoke: warning: {name}: {errors} requests failed", file=sys.stderr)
+sys.exit(1 if failed else 0)
+PY
 done
 echo "bench-smoke: all scenarios ran"

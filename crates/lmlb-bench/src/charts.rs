@@ -3,18 +3,35 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::BenchError;
 
 const PANEL_SIZE: (u32, u32) = (560, 380);
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(127, 127, 127),
 ];
+/// Targets in the order of [`COLORS`], so a target keeps its color in every chart.
+const KNOWN_TARGETS: [&str; 7] = [
+    "direct",
+    "lmlb",
+    "nginx",
+    "nginx-least-conn",
+    "litellm",
+    "ideal",
+    "ideal-calibrated",
+];
+
+fn color(target: &str, index: usize) -> RGBColor {
+    let slot = KNOWN_TARGETS.iter().position(|known| *known == target);
+    COLORS[slot.unwrap_or(index) % COLORS.len()]
+}
 
 /// One chart in a row of panels.
 pub struct Panel<'a, T> {
@@ -63,40 +80,49 @@ fn draw_bars(area: &Area<'_>, panel: &Panel<'_, Bars>) -> DrawResult {
     let bars = &panel.data;
     let top = bars.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1e-9) * 1.15;
     let names: Vec<&str> = bars.iter().map(|(name, _)| name.as_str()).collect();
+    // plotters' integer ranges include their end, so `0..n - 1` gives n slots.
+    let slots = (0..bars.len().saturating_sub(1)).into_segmented();
 
     let mut chart = ChartBuilder::on(area)
         .caption(panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d((0..bars.len()).into_segmented(), 0.0..top)?;
+        .build_cartesian_2d(slots, 0.0..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc(panel.y_label)
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .x_label_formatter(&|segment| match segment {
             SegmentValue::CenterOf(i) => names.get(*i).copied().unwrap_or("").to_owned(),
             _ => String::new(),
         })
         .draw()?;
 
-    for (index, (_, value)) in bars.iter().enumerate() {
-        let color = COLORS[index % COLORS.len()];
-        let rectangle = Rectangle::new(
-            [
-                (SegmentValue::Exact(index), 0.0),
-                (SegmentValue::Exact(index + 1), *value),
-            ],
-            color.filled(),
-        );
-        chart.draw_series(std::iter::once(rectangle))?;
-        let label = Text::new(
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .margin(24)
+            .style_func(|segment, _| match segment {
+                SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                    color(names.get(*i).copied().unwrap_or(""), *i).filled()
+                }
+                SegmentValue::Last => BLACK.filled(),
+            })
+            .data(
+                bars.iter()
+                    .enumerate()
+                    .map(|(index, (_, value))| (index, *value)),
+            ),
+    )?;
+    let label_style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    chart.draw_series(bars.iter().enumerate().map(|(index, (_, value))| {
+        Text::new(
             format_value(*value),
-            (SegmentValue::CenterOf(index), *value + top * 0.02),
-            ("sans-serif", 13),
-        );
-        chart.draw_series(std::iter::once(label))?;
-    }
+            (SegmentValue::CenterOf(index), *value + top * 0.01),
+            label_style.clone(),
+        )
+    }))?;
     Ok(())
 }
 
@@ -121,10 +147,12 @@ fn draw_lines(area: &Area<'_>, x_label: &str, panel: &Panel<'_, Lines>) -> DrawR
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(panel.y_label)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
 
     for (index, (name, points)) in panel.data.iter().enumerate() {
-        let color = COLORS[index % COLORS.len()];
+        let color = color(name, index);
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
