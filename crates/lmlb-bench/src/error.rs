@@ -39,7 +39,7 @@ pub enum BenchError {
         #[source]
         source: crate::loadgen::http::ClientError,
     },
-    #[error("interrupted (Ctrl-C), and every started process was stopped")]
+    #[error("interrupted by a signal, and every started process was stopped")]
     Interrupted,
 }
 

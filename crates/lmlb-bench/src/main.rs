@@ -44,6 +44,7 @@ mod workspace;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
 
 use cli::{Cli, Scenario};
 use error::BenchError;
@@ -63,7 +64,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             result = run(&cli) => result,
-            _ = tokio::signal::ctrl_c() => Err(BenchError::Interrupted),
+            _ = stop_signal() => Err(BenchError::Interrupted),
         }
     });
     match result {
@@ -72,6 +73,20 @@ fn main() -> ExitCode {
             eprintln!("lmlb-bench: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM. Returning drops the running scenario,
+/// and with it every child process.
+async fn stop_signal() {
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        // Without a SIGTERM handler, Ctrl-C still stops the children.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }
 
