@@ -128,6 +128,11 @@ fn service(
 > + Clone {
     service_fn(move |request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(router::route(&app, request, client).await) }
+        async move {
+            // Boxed because the routing future is several kilobytes, and hyper moves the
+            // service's future into its connection state; a box moves as one pointer.
+            let response = Box::pin(router::route(&app, request, client)).await;
+            Ok::<_, Infallible>(response)
+        }
     })
 }
