@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Pinned so that reruns compare against the same peer.
+# Pinned so that reruns compare against the same peer. The extra `proxy` of
+# 1.110.2 requires `litellm-proxy` and that of 1.108.14 `litellm-proxy-extras`
+# 0.4.110.post1, and the package index had neither when this was pinned.
 LITELLM_VERSION="1.100.5"
 VENV=".bench/venv"
 
@@ -19,7 +21,7 @@ install_nginx() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
-    # The package starts a system-wide nginx on port 80; the bench runs its own.
+    # The package starts a system-wide nginx on port 80, but the bench runs its own.
     $sudo service nginx stop >/dev/null 2>&1 || true
 }
 
@@ -37,5 +39,5 @@ install_litellm() {
 install_nginx
 if ! install_litellm; then
     # The bench reports LiteLLM as skipped when its executable is missing.
-    echo "litellm: installation failed; the bench will skip it" >&2
+    echo "litellm: installation failed, so the bench will skip it" >&2
 fi
