@@ -1,5 +1,6 @@
 //! lmlb's performance goals, checked against a run's records. The bench
-//! prints the outcome and never fails on it: timing depends on the machine.
+//! prints the outcome but does not fail a run on it, because timing depends
+//! on the machine.
 
 use crate::report::{Measurement, Record, Table};
 

@@ -54,8 +54,8 @@ use workspace::Workspace;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One thread: the load generator needs less than a core, and the other
-    // core is left to the processes under test.
+    // One thread, so that the load generator takes at most one core and the
+    // processes under test get the rest.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

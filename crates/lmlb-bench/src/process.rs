@@ -175,6 +175,7 @@ mod tests {
             !is_running(grandchild),
             "the grandchild {grandchild} still runs"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
@@ -194,6 +195,7 @@ mod tests {
             matches!(result, Err(BenchError::ExitedEarly { .. })),
             "{result:?}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
@@ -220,6 +222,8 @@ mod tests {
 
         assert!(result.is_ok(), "{result:?}");
         assert_eq!(probes, 3);
+        drop(process);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempdir() -> PathBuf {
