@@ -201,23 +201,32 @@ async fn broken_stream_not_passed_off_complete() {
         close_after_tokens: Some(3),
         ..Default::default()
     });
-    let url = format!("{}/v1/chat/completions", lmlb.url());
-    let response = send(
-        Method::POST,
-        &url,
-        &[("content-type", "application/json")],
-        chat_body(MODEL, 20, true),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let result = tokio::time::timeout(PATIENCE, response.into_body().collect())
-        .await
-        .unwrap();
+    let result = stream_to_end(&lmlb, 20).await;
     assert!(
         result.is_err(),
         "the client sees the stream break, not a clean end"
     );
     eventually("the slot is free", || async { lmlb_in_flight(&lmlb) == 0 }).await;
+}
+
+/// Streams a chat completion through lmlb and collects its body; `Err` when the stream broke off.
+async fn stream_to_end(
+    lmlb: &lmlb::Server,
+    max_tokens: u32,
+) -> Result<http_body_util::Collected<bytes::Bytes>, hyper::Error> {
+    let url = format!("{}/v1/chat/completions", lmlb.url());
+    let body = chat_body(MODEL, max_tokens, true);
+    let response = send(
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    tokio::time::timeout(PATIENCE, response.into_body().collect())
+        .await
+        .unwrap()
 }
 
 fn with_request_timeout(sim: &lmstudio_sim::Simulator, millis: u64) -> lmlb::Config {
@@ -251,18 +260,7 @@ async fn silent_stream_broken_off() {
     // Two tokens per second: the gap after the first token exceeds the 150 ms idle timeout.
     let sim = start_sim(sim_config(&[ONE], 2.0)).await;
     let lmlb = start_lmlb(with_request_timeout(&sim, 150)).await;
-    let url = format!("{}/v1/chat/completions", lmlb.url());
-    let response = send(
-        Method::POST,
-        &url,
-        &[("content-type", "application/json")],
-        chat_body(MODEL, 20, true),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let result = tokio::time::timeout(PATIENCE, response.into_body().collect())
-        .await
-        .unwrap();
+    let result = stream_to_end(&lmlb, 20).await;
     assert!(result.is_err(), "the client sees the stream break off");
     eventually("the slot is free", || async { lmlb_in_flight(&lmlb) == 0 }).await;
     sim_until(&sim, "the upstream stops generating", |s| {
