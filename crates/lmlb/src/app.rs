@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::catalog::Catalog;
 use crate::client::{self, HttpClient};
 use crate::config::Config;
+use crate::proxy::ConnectionPool;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::telemetry::Metrics;
 
@@ -14,7 +15,10 @@ pub struct App {
     pub config: Config,
     pub scheduler: Arc<Scheduler>,
     pub catalog: Arc<Catalog>,
+    /// Client for model listings and other occasional requests.
     pub client: HttpClient,
+    /// Connections for forwarded requests, driven by the requests themselves.
+    pub connections: Arc<ConnectionPool>,
     pub metrics: Arc<Metrics>,
     next_request_id: AtomicU64,
     passthrough_cursor: AtomicUsize,
@@ -43,7 +47,9 @@ impl App {
             client.clone(),
             config.refresh_interval,
         );
+        let connections = Arc::new(ConnectionPool::new(config.upstreams.len()));
         Arc::new(App {
+            connections,
             config,
             scheduler,
             catalog,

@@ -58,6 +58,13 @@ pub struct UpstreamConfig {
     pub api_token: Option<Secret>,
 }
 
+impl UpstreamConfig {
+    /// `host:port` of the upstream, for connecting and for the `Host` header.
+    pub fn authority(&self) -> &str {
+        self.url.strip_prefix("http://").unwrap_or(&self.url)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QueueLimits {
     pub max_size: usize,

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use super::connection::PooledConnection;
 use crate::scheduler::SlotGuard;
 use crate::telemetry::{Outcome, RequestRecord};
 
@@ -86,6 +87,8 @@ pub struct UpstreamBody {
     /// Taken by the drain task when the client leaves early.
     inner: Option<Incoming>,
     guard: Option<SlotGuard>,
+    /// The connection the body arrives on, which this body drives; back to the pool at a clean end.
+    connection: Option<PooledConnection>,
     idle_timeout: Duration,
     /// Armed only when the upstream has nothing ready, so a body that arrives at once costs no
     /// timer.
@@ -106,6 +109,7 @@ impl UpstreamBody {
     pub fn new(
         inner: Incoming,
         guard: Option<SlotGuard>,
+        connection: Option<PooledConnection>,
         idle_timeout: Duration,
         on_client_gone: OnClientGone,
         record: Option<RequestRecord>,
@@ -114,6 +118,7 @@ impl UpstreamBody {
         let mut body = UpstreamBody {
             inner: Some(inner),
             guard,
+            connection,
             idle_timeout,
             timer: None,
             deadline: Instant::now() + idle_timeout,
@@ -131,6 +136,11 @@ impl UpstreamBody {
     fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
         self.guard = None;
+        if let Some(connection) = self.connection.take() {
+            if outcome == Outcome::Complete {
+                connection.release();
+            }
+        }
         if let Some(record) = self.record.take() {
             record.finish(outcome);
         }
@@ -146,6 +156,9 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(connection) = this.connection.as_mut() {
+            connection.poll_drive(cx);
+        }
         let Some(inner) = this.inner.as_mut().filter(|_| !this.finished) else {
             return Poll::Ready(None);
         };
@@ -202,39 +215,29 @@ impl Drop for UpstreamBody {
         if self.finished {
             return;
         }
-        let guard = self.guard.take();
-        let record = self.record.take();
-        let drain = self.on_client_gone == OnClientGone::Drain && guard.is_some();
-        let runtime = tokio::runtime::Handle::try_current();
-
-        match (drain, runtime) {
-            (true, Ok(runtime)) => {
-                let inner = self.inner.take();
-                let idle_timeout = self.idle_timeout;
-                runtime.spawn(drain_then_release(inner, guard, record, idle_timeout));
-            }
-            _ => {
-                drop(guard);
-                if let Some(record) = record {
-                    record.finish(Outcome::ClientGone);
-                }
-            }
+        if let Some(record) = self.record.take() {
+            record.finish(Outcome::ClientGone);
         }
-    }
-}
+        let drain = self.on_client_gone == OnClientGone::Drain && self.guard.is_some();
+        let runtime = tokio::runtime::Handle::try_current();
+        let (true, Ok(runtime)) = (drain, runtime) else {
+            // Dropping the connection closes it, which stops a streaming generation.
+            return;
+        };
 
-/// Reads an abandoned non-streaming answer to its end, then frees the slot.
-async fn drain_then_release(
-    mut inner: Option<Incoming>,
-    guard: Option<SlotGuard>,
-    record: Option<RequestRecord>,
-    idle_timeout: Duration,
-) {
-    if let Some(body) = inner.as_mut() {
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(idle_timeout, body.frame()).await {}
-    }
-    drop(guard);
-    if let Some(record) = record {
-        record.finish(Outcome::ClientGone);
+        // The rest of the body is read by a task of its own, which frees the slot (and returns
+        // the connection) when the upstream is done.
+        let mut rest = UpstreamBody {
+            inner: self.inner.take(),
+            guard: self.guard.take(),
+            connection: self.connection.take(),
+            idle_timeout: self.idle_timeout,
+            timer: None,
+            deadline: self.deadline,
+            on_client_gone: OnClientGone::Close,
+            finished: false,
+            record: None,
+        };
+        runtime.spawn(async move { while let Some(Ok(_)) = rest.frame().await {} });
     }
 }

@@ -8,12 +8,13 @@ use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::ResponseFuture;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use super::body::OnClientGone;
 use super::body::UpstreamBody;
+use super::connection::{ConnectionPool, PooledConnection, UpstreamConnection};
 use super::headers;
-use crate::client::HttpClient;
 use crate::config::UpstreamConfig;
 use crate::scheduler::SlotGuard;
 
@@ -37,9 +38,10 @@ pub fn build_request(
     strip_client_auth: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let uri: Uri = format!("{}{path_and_query}", upstream.url)
+    // Origin form, as a server expects it; the upstream's address goes in `Host`.
+    let uri: Uri = path_and_query
         .parse()
-        .map_err(|e| format!("invalid upstream URI: {e}"))?;
+        .map_err(|e| format!("invalid request path: {e}"))?;
 
     let mut headers = parts.headers.clone();
     headers::prepare_request(
@@ -49,6 +51,9 @@ pub fn build_request(
         strip_client_auth,
         body.len(),
     );
+    let host = http::HeaderValue::from_str(upstream.authority())
+        .map_err(|e| format!("invalid upstream address: {e}"))?;
+    headers.insert(http::header::HOST, host);
 
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = parts.method.clone();
@@ -57,22 +62,31 @@ pub fn build_request(
     Ok(request)
 }
 
+/// What a successful exchange hands on: the response head and body, the slot, and the
+/// connection that the body still needs.
+pub type Exchanged = (Response<Incoming>, Option<SlotGuard>, PooledConnection);
+
 /// Sends a request and waits up to `timeout` for the response head.
 ///
 /// With `finish_if_dropped`, a caller that goes away (the client disconnected) before the response
-/// head arrived leaves the exchange running in a task of its own, which reads the answer to its end
-/// before freeing the slot, because LM Studio finishes a non-streaming request whether or not
+/// head arrived leaves the exchange running in a task of its own, which reads the response to its
+/// end before freeing the slot, because LM Studio finishes a non-streaming request whether or not
 /// anyone reads it. Otherwise dropping the caller closes the upstream connection, which stops a
 /// streaming generation.
 pub async fn exchange(
-    client: &HttpClient,
+    pool: &Arc<ConnectionPool>,
+    upstream: usize,
+    authority: &str,
     request: Request<Full<Bytes>>,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,
-) -> Result<(Response<Incoming>, Option<SlotGuard>), Failure> {
+) -> Result<Exchanged, Failure> {
+    let send = Arc::clone(pool).send_owned(upstream, authority.to_string(), request);
     let mut pending = Pending {
-        future: Some(client.request(request)),
+        future: Some(Box::pin(send)),
+        pool: Arc::clone(pool),
+        upstream,
         guard,
         timeout,
         finish_if_dropped,
@@ -83,23 +97,26 @@ pub async fn exchange(
     let mut guard = pending.guard.take();
 
     match outcome {
-        Ok(Ok(response)) => {
+        Ok(Ok((response, connection))) => {
             if let Some(guard) = guard.as_mut() {
                 guard.mark_forwarded();
             }
-            Ok((response, guard))
+            let connection = PooledConnection::new(Arc::clone(pool), upstream, connection);
+            Ok((response, guard, connection))
         }
-        Ok(Err(error)) => Err(Failure::Unreachable {
-            error: super::describe_client_error(&error),
-            guard,
-        }),
+        Ok(Err(error)) => Err(Failure::Unreachable { error, guard }),
         Err(_) => Err(Failure::Timeout),
     }
 }
 
+type SendFuture =
+    Pin<Box<dyn Future<Output = Result<(Response<Incoming>, UpstreamConnection), String>> + Send>>;
+
 /// An exchange waiting for its response head, with what it needs to finish alone.
 struct Pending {
-    future: Option<ResponseFuture>,
+    future: Option<SendFuture>,
+    pool: Arc<ConnectionPool>,
+    upstream: usize,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,
@@ -112,14 +129,18 @@ impl Drop for Pending {
         };
         let guard = self.guard.take();
         let timeout = self.timeout;
+        let pool = Arc::clone(&self.pool);
+        let upstream = self.upstream;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
-            if let Ok(Ok(response)) = tokio::time::timeout(timeout, future).await {
+            if let Ok(Ok((response, connection))) = tokio::time::timeout(timeout, future).await {
+                let connection = PooledConnection::new(pool, upstream, connection);
                 let body = UpstreamBody::new(
                     response.into_body(),
                     guard,
+                    Some(connection),
                     timeout,
                     OnClientGone::Drain,
                     None,

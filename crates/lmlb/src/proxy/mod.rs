@@ -5,6 +5,7 @@
 //! a healthy upstream.
 
 mod body;
+mod connection;
 mod endpoint;
 mod forward;
 mod headers;
@@ -22,6 +23,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
+pub use connection::ConnectionPool;
 pub use endpoint::Endpoint;
 pub use headers::{X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
 
@@ -122,7 +124,9 @@ async fn balance(
         // while the instance is still generating.
         let finish_if_dropped = !fields.stream;
         match forward::exchange(
-            &app.client,
+            &app.connections,
+            upstream_index,
+            upstream.authority(),
             request,
             Some(guard),
             app.config.request_timeout,
@@ -130,7 +134,7 @@ async fn balance(
         )
         .await
         {
-            Ok((response, guard)) => {
+            Ok((response, guard, connection)) => {
                 let record = record(
                     app,
                     &parts,
@@ -144,8 +148,7 @@ async fn balance(
                 );
                 return Ok(upstream_response(
                     app,
-                    response,
-                    guard,
+                    (response, guard, connection),
                     fields.stream,
                     record,
                     &instance,
@@ -220,8 +223,7 @@ fn record(
 
 fn upstream_response(
     app: &App,
-    response: Response<Incoming>,
-    guard: Option<SlotGuard>,
+    (response, guard, connection): forward::Exchanged,
     stream: bool,
     record: RequestRecord,
     instance: &str,
@@ -241,6 +243,7 @@ fn upstream_response(
     let body = UpstreamBody::new(
         incoming,
         guard,
+        Some(connection),
         app.config.request_timeout,
         on_client_gone,
         Some(record),
@@ -337,7 +340,9 @@ pub async fn passthrough(
             Err(error) => return reject(app, ApiError::UpstreamUnavailable(error)),
         };
         match forward::exchange(
-            &app.client,
+            &app.connections,
+            index,
+            upstream.authority(),
             request,
             None,
             app.config.request_timeout,
@@ -345,13 +350,14 @@ pub async fn passthrough(
         )
         .await
         {
-            Ok((response, _)) => {
+            Ok((response, _, connection)) => {
                 let (mut head, incoming) = response.into_parts();
                 headers::mark_response(&mut head.headers, "", &upstream.name);
                 head.headers.remove(X_LMLB_INSTANCE);
                 let body = UpstreamBody::new(
                     incoming,
                     None,
+                    Some(connection),
                     app.config.request_timeout,
                     OnClientGone::Close,
                     None,

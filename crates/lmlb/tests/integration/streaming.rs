@@ -118,6 +118,8 @@ async fn request_body_changes_only_model() {
             .map(|(_, v)| v.clone())
     };
     assert_eq!(header("x-custom").as_deref(), Some("kept"));
+    let sim_host = sim.url().trim_start_matches("http://").to_string();
+    assert_eq!(header("host"), Some(sim_host), "Host names the upstream");
     assert_eq!(header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
     assert_eq!(
         header("x-hop"),

@@ -1,0 +1,199 @@
+//! Connections to upstreams, driven by the task of the request that uses them.
+//!
+//! A pooled HTTP client usually runs each connection in a task of its own, so every request hands
+//! its head, response and body across tasks. Here the request's task polls the connection itself
+//! while it waits for the response and while it streams the body, and gives the connection back to
+//! a per-upstream list of idle connections when the body ends.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Bound on establishing a TCP connection, so a host that drops packets fails fast and the
+/// request can move to another instance.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle connections kept per upstream; more are closed when they finish.
+const MAX_IDLE_PER_UPSTREAM: usize = 512;
+
+type Io = TokioIo<TcpStream>;
+
+/// One HTTP/1.1 connection to an upstream: the handle that sends requests and the state machine
+/// that performs the I/O, which whoever holds the connection must poll.
+pub struct UpstreamConnection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Connection<Io, Full<Bytes>>,
+    closed: bool,
+}
+
+impl UpstreamConnection {
+    /// Performs pending I/O; returns whether the connection has closed.
+    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.closed && Pin::new(&mut self.driver).poll(cx).is_ready() {
+            self.closed = true;
+        }
+        self.closed
+    }
+
+    /// Polls `future` while driving the connection, until the future completes.
+    async fn drive<F: Future>(&mut self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        poll_fn(|cx| {
+            self.poll_drive(cx);
+            future.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// Idle connections, one list per upstream in configuration order.
+pub struct ConnectionPool {
+    idle: Vec<Mutex<Vec<UpstreamConnection>>>,
+}
+
+impl ConnectionPool {
+    pub fn new(upstreams: usize) -> ConnectionPool {
+        ConnectionPool {
+            idle: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    fn take(&self, upstream: usize) -> Option<UpstreamConnection> {
+        self.idle[upstream]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+    }
+
+    /// Keeps a connection whose exchange ended cleanly for the next request.
+    pub fn put(&self, upstream: usize, connection: UpstreamConnection) {
+        if connection.closed {
+            return;
+        }
+        let mut idle = self.idle[upstream]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_PER_UPSTREAM {
+            idle.push(connection);
+        }
+    }
+
+    /// [`ConnectionPool::send`] as a future that owns its arguments, so it can outlive its caller.
+    pub async fn send_owned(
+        self: Arc<Self>,
+        upstream: usize,
+        authority: String,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
+        self.send(upstream, &authority, request).await
+    }
+
+    /// Sends `request` to the upstream at `authority` (`host:port`) and waits for the response
+    /// head, driving the connection meanwhile. An idle connection that turns out closed is
+    /// replaced by a new one without counting as a failure.
+    pub async fn send(
+        &self,
+        upstream: usize,
+        authority: &str,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
+        loop {
+            let (mut connection, reused) = match self.take(upstream) {
+                Some(connection) => (connection, true),
+                None => (connect(authority).await?, false),
+            };
+
+            let ready = poll_ready(&mut connection).await;
+            if !ready {
+                if reused {
+                    continue;
+                }
+                return Err("the connection closed before the request was sent".to_string());
+            }
+
+            let response = connection.sender.try_send_request(request);
+            match connection.drive(response).await {
+                Ok(response) => return Ok((response, connection)),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(error.into_error().to_string()),
+                },
+            }
+        }
+    }
+}
+
+/// Waits until the connection can take a request; `false` when it has closed.
+async fn poll_ready(connection: &mut UpstreamConnection) -> bool {
+    poll_fn(|cx| {
+        let closed = connection.poll_drive(cx);
+        match connection.sender.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(true),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending if closed => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn connect(authority: &str) -> Result<UpstreamConnection, String> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+        .await
+        .map_err(|_| {
+            format!(
+                "connecting to {authority} timed out after {}s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|error| format!("failed to connect to {authority}: {error}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, driver) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| format!("HTTP handshake with {authority} failed: {error}"))?;
+    Ok(UpstreamConnection {
+        sender,
+        driver,
+        closed: false,
+    })
+}
+
+/// A connection in use by one response body, returned to its pool when the body ends cleanly.
+pub struct PooledConnection {
+    pool: Arc<ConnectionPool>,
+    upstream: usize,
+    connection: UpstreamConnection,
+}
+
+impl PooledConnection {
+    pub fn new(
+        pool: Arc<ConnectionPool>,
+        upstream: usize,
+        connection: UpstreamConnection,
+    ) -> PooledConnection {
+        PooledConnection {
+            pool,
+            upstream,
+            connection,
+        }
+    }
+
+    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> bool {
+        self.connection.poll_drive(cx)
+    }
+
+    /// Gives the connection back for reuse; dropping it instead closes it.
+    pub fn release(self) {
+        self.pool.put(self.upstream, self.connection);
+    }
+}
