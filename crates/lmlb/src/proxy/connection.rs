@@ -9,7 +9,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -25,6 +25,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle connections kept per upstream; more are closed when they finish.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
+
+/// Idle connections older than this are closed when another connection is returned, since the
+/// upstream has likely closed its end (Node.js servers keep idle connections for 5 s by default).
+const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
 type Io = TokioIo<TcpStream>;
 
@@ -58,7 +62,8 @@ impl UpstreamConnection {
 
 /// Idle connections, one list per upstream in configuration order.
 pub struct ConnectionPool {
-    idle: Vec<Mutex<Vec<UpstreamConnection>>>,
+    /// Per upstream, oldest first, each with the moment it became idle.
+    idle: Vec<Mutex<Vec<(Instant, UpstreamConnection)>>>,
 }
 
 impl ConnectionPool {
@@ -68,11 +73,12 @@ impl ConnectionPool {
         }
     }
 
+    /// The most recently used idle connection, the one most likely still open.
     fn take(&self, upstream: usize) -> Option<UpstreamConnection> {
-        self.idle[upstream]
+        let mut idle = self.idle[upstream]
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
+            .unwrap_or_else(|p| p.into_inner());
+        idle.pop().map(|(_, connection)| connection)
     }
 
     /// Keeps a connection whose exchange ended cleanly for the next request.
@@ -80,11 +86,13 @@ impl ConnectionPool {
         if connection.closed {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle[upstream]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        idle.retain(|(since, _)| now.duration_since(*since) < MAX_IDLE_AGE);
         if idle.len() < MAX_IDLE_PER_UPSTREAM {
-            idle.push(connection);
+            idle.push((now, connection));
         }
     }
 

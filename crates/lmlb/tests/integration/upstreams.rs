@@ -119,3 +119,25 @@ async fn upstream_token_sent_to_lm_studio() {
     let reply = chat(&with.url(), "guarded-model", 2).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
+
+#[tokio::test]
+async fn closed_idle_connection_replaced_quietly() {
+    let (sim, lmlb) = setup(&["restart-model"], 0.0).await;
+    assert_eq!(chat(&lmlb.url(), "restart-model", 2).await.status, 200);
+
+    // The restart closes the connection lmlb keeps idle for the next request.
+    sim.stop_accepting().await;
+    sim.resume_accepting().await.unwrap();
+
+    let reply = chat(&lmlb.url(), "restart-model", 2).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let retries = lmlb
+        .app()
+        .metrics
+        .retries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        retries, 0,
+        "a stale idle connection is not an upstream failure"
+    );
+}
