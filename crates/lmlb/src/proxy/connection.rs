@@ -27,13 +27,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
 
 /// Idle connections older than this are closed when another connection is returned, since the
-/// upstream has likely closed its end (Node.js servers keep idle connections for 5 s by default).
+/// upstream has likely closed its end by then.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
 type Io = TokioIo<TcpStream>;
 
 /// One HTTP/1.1 connection to an upstream: the handle that sends requests and the state machine
-/// that performs the I/O, which whoever holds the connection must poll.
+/// that performs the I/O, which the holder of the connection must poll.
 pub struct UpstreamConnection {
     sender: SendRequest<Full<Bytes>>,
     driver: Connection<Io, Full<Bytes>>,
@@ -73,7 +73,7 @@ impl ConnectionPool {
         }
     }
 
-    /// The most recently used idle connection, the one most likely still open.
+    /// Takes the most recently used idle connection, the one most likely still open.
     fn take(&self, upstream: usize) -> Option<UpstreamConnection> {
         let mut idle = self.idle[upstream]
             .lock()

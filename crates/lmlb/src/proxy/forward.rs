@@ -18,7 +18,7 @@ use super::headers;
 use crate::config::UpstreamConfig;
 use crate::scheduler::SlotGuard;
 
-/// Why no response head came back.
+/// The reason no response head came back.
 pub enum Failure {
     /// Refused, reset or closed before the response head; safe to try another instance.
     Unreachable {
