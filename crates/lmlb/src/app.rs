@@ -46,6 +46,7 @@ impl App {
             Arc::clone(&scheduler),
             client.clone(),
             config.refresh_interval,
+            config.listing_timeout,
         );
         let connections = Arc::new(ConnectionPool::new(config.upstreams.len()));
         Arc::new(App {

@@ -40,6 +40,10 @@ pub struct Faults {
     /// Delay before each inference request is handled (and so before its response headers),
     /// in milliseconds; 0 is off. The request takes no slot while it waits.
     pub header_delay_ms: u64,
+    /// Delay before each model listing (`/v1/models`, `/api/v0/models`, `/api/v1/models`) is
+    /// answered, in milliseconds; 0 is off. Some OpenAI-compatible servers answer listings only
+    /// between generations, which this stands in for.
+    pub listing_delay_ms: u64,
 }
 
 impl Faults {
@@ -99,6 +103,15 @@ impl FaultState {
             return None;
         }
         let delay = self.lock().header_delay_ms;
+        (delay > 0).then(|| Duration::from_millis(delay))
+    }
+
+    /// Returns the listing delay without consuming anything.
+    pub fn listing_delay(&self) -> Option<Duration> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
+        let delay = self.lock().listing_delay_ms;
         (delay > 0).then(|| Duration::from_millis(delay))
     }
 

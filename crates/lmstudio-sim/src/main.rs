@@ -82,6 +82,10 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     header_delay_ms: u64,
 
+    /// Delay every model listing by this many milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    listing_delay_ms: u64,
+
     /// Tokio worker threads; defaults to half the CPUs (at least 1), since the simulator
     /// usually shares the machine with a balancer and a load generator.
     #[arg(long, value_name = "N")]
@@ -116,6 +120,7 @@ impl Args {
                 malformed_json_next: self.malformed_json_next,
                 broken_sse_next: self.broken_sse_next,
                 header_delay_ms: self.header_delay_ms,
+                listing_delay_ms: self.listing_delay_ms,
             },
             record: false,
         }

@@ -17,8 +17,8 @@ use crate::config::UpstreamConfig;
 use crate::model::ModelKind;
 use crate::scheduler::InstanceSpec;
 
-/// Bound on one listing request; a slower upstream counts as down.
-const LISTING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one listing request unless configured otherwise; a slower upstream counts as down.
+pub const DEFAULT_LISTING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest listing body accepted.
 const LISTING_MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -67,8 +67,8 @@ impl Listing {
 pub enum DiscoveryError {
     #[error("connection failed: {0}")]
     Connect(String),
-    #[error("no answer within {}s", LISTING_TIMEOUT.as_secs())]
-    Timeout,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     #[error("authentication failed (HTTP {0}); check the upstream's api_token")]
     Unauthorized(u16),
     #[error("no model listing found (tried /api/v1/models, /api/v0/models and /v1/models)")]
@@ -80,12 +80,13 @@ pub async fn discover(
     client: &HttpClient,
     upstream: &UpstreamConfig,
     preferred: Option<Listing>,
+    timeout: Duration,
 ) -> Result<(Listing, Vec<InstanceSpec>), DiscoveryError> {
     let order = preferred
         .into_iter()
         .chain(Listing::ALL.into_iter().filter(|l| Some(*l) != preferred));
     for listing in order {
-        let Some(json) = fetch_json(client, upstream, listing.path()).await? else {
+        let Some(json) = fetch_json(client, upstream, listing.path(), timeout).await? else {
             continue;
         };
         if let Some(instances) = listing.parse(&json) {
@@ -100,6 +101,7 @@ async fn fetch_json(
     client: &HttpClient,
     upstream: &UpstreamConfig,
     path: &str,
+    timeout: Duration,
 ) -> Result<Option<Value>, DiscoveryError> {
     let mut request = Request::builder()
         .method(Method::GET)
@@ -123,9 +125,9 @@ async fn fetch_json(
             .await;
         Ok::<_, DiscoveryError>((status, body.ok().map(|b| b.to_bytes())))
     };
-    let (status, body) = tokio::time::timeout(LISTING_TIMEOUT, exchange)
+    let (status, body) = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| DiscoveryError::Timeout)??;
+        .map_err(|_| DiscoveryError::Timeout(timeout))??;
 
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return Err(DiscoveryError::Unauthorized(status.as_u16()));

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use discovery::DiscoveryError;
-pub use discovery::Listing;
+pub use discovery::{DEFAULT_LISTING_TIMEOUT, Listing};
 
 use crate::client::HttpClient;
 use crate::config::UpstreamConfig;
@@ -51,6 +51,7 @@ pub struct Catalog {
     scheduler: Arc<Scheduler>,
     client: HttpClient,
     refresh_interval: Duration,
+    listing_timeout: Duration,
 }
 
 impl Catalog {
@@ -59,6 +60,7 @@ impl Catalog {
         scheduler: Arc<Scheduler>,
         client: HttpClient,
         refresh_interval: Duration,
+        listing_timeout: Duration,
     ) -> Arc<Catalog> {
         let status = upstreams
             .iter()
@@ -80,6 +82,7 @@ impl Catalog {
             scheduler,
             client,
             refresh_interval,
+            listing_timeout,
         })
     }
 
@@ -165,7 +168,8 @@ impl Catalog {
         let upstream = &self.upstreams[index];
         let preferred = self.status(index).listing;
         let started = Instant::now();
-        let result = discovery::discover(&self.client, upstream, preferred).await;
+        let result =
+            discovery::discover(&self.client, upstream, preferred, self.listing_timeout).await;
 
         match result {
             Ok((listing, instances)) => {
@@ -173,11 +177,15 @@ impl Catalog {
                 self.mark_up(index, listing, &changes);
                 tracing::debug!(upstream = %upstream.name, elapsed_ms = started.elapsed().as_millis() as u64, "checked upstream");
             }
-            Err(DiscoveryError::Timeout) if self.scheduler.in_flight_on(index) > 0 => {
+            Err(error @ DiscoveryError::Timeout(_)) if self.scheduler.in_flight_on(index) > 0 => {
                 // Some servers (llama.cpp's Python server among them) answer their listing only
                 // between generations; a slow listing from an upstream that is serving lmlb's own
                 // requests is busy, not down.
-                tracing::debug!(upstream = %upstream.name, "model listing timed out while requests run; keeping the upstream");
+                let error = format!("{error}, while requests were running; the upstream stays up");
+                tracing::debug!(upstream = %upstream.name, %error, "model listing timed out");
+                let mut status = self.status[index].lock().unwrap_or_else(|p| p.into_inner());
+                status.last_error = Some(error);
+                status.last_check = Some(unix_seconds());
             }
             Err(error) => {
                 let removed = self.scheduler.set_upstream_down(index);

@@ -31,6 +31,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamConfig>,
     pub refresh_interval: Duration,
+    /// Bound on reading an upstream's model listing; not a flag, since only tests need another.
+    pub listing_timeout: Duration,
     pub request_timeout: Duration,
     pub max_payload: usize,
     pub log_level: String,
@@ -109,6 +111,7 @@ impl Default for Config {
                 api_token: None,
             }],
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            listing_timeout: crate::catalog::DEFAULT_LISTING_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_payload: DEFAULT_MAX_PAYLOAD,
             log_level: "info".to_string(),
@@ -154,6 +157,7 @@ impl Config {
         let config = Config {
             listen: SocketAddr::new(bind, port),
             upstreams: resolve_upstreams(args, &file)?,
+            listing_timeout: defaults.listing_timeout,
             refresh_interval: pick_duration(
                 "refresh interval",
                 args.refresh_interval.as_deref(),

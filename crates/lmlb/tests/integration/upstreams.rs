@@ -141,3 +141,43 @@ async fn closed_idle_connection_replaced_quietly() {
         "a stale idle connection is not an upstream failure"
     );
 }
+
+#[tokio::test]
+async fn slow_listing_while_busy_keeps_upstream() {
+    let sim = start_sim(sim_config(&["busy-model"], 20.0)).await;
+    let mut config = lmlb_config(&[&sim]);
+    config.listing_timeout = std::time::Duration::from_millis(100);
+    let lmlb = start_lmlb(config).await;
+
+    let running = tokio::spawn({
+        let url = lmlb.url();
+        async move { chat(&url, "busy-model", 40).await }
+    });
+    sim_until(&sim, "the request runs", |s| s.total_active() == 1).await;
+
+    // Like llama.cpp's Python server, the upstream now answers listings late.
+    sim.set_faults(lmstudio_sim::Faults {
+        listing_delay_ms: 400,
+        ..Default::default()
+    });
+    eventually("a listing times out while the request runs", || async {
+        let health = get(&lmlb.url(), "/health").await.json();
+        health["upstreams"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("while requests were running"))
+    })
+    .await;
+    let health = get(&lmlb.url(), "/health").await.json();
+    assert_eq!(health["upstreams"][0]["state"], "up");
+
+    // A request arriving now waits for the busy instance instead of failing.
+    let queued = chat(&lmlb.url(), "busy-model", 2).await;
+    assert_eq!(queued.status, 200, "{}", queued.text());
+    assert_eq!(running.await.unwrap().status, 200);
+
+    // With nothing running, a listing that times out counts as the upstream being down.
+    eventually("the idle upstream is marked down", || async {
+        get(&lmlb.url(), "/health").await.json()["upstreams"][0]["state"] == "down"
+    })
+    .await;
+}

@@ -124,6 +124,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     if !open && !authorized(&shared, request.headers(), false) {
         return errors::invalid_api_key();
     }
+    let listing = matches!(
+        route,
+        Route::OpenAiModels | Route::V0Models | Route::V0Model(_) | Route::V1Models
+    );
+    if listing && let Some(delay) = shared.faults.listing_delay() {
+        tokio::time::sleep(delay).await;
+    }
     match route {
         Route::Greeting => models::greeting(),
         Route::OpenAiModels => models::openai_list(&shared),
