@@ -15,7 +15,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Bound on establishing a TCP connection, so a host that drops packets fails fast and the
 /// request can move to another instance.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn build() -> HttpClient {
     let mut connector = HttpConnector::new();

@@ -1,4 +1,4 @@
-//! Errors that lmlb itself answers with, in OpenAI's error format.
+//! Errors that lmlb itself returns, in OpenAI's error format.
 //!
 //! Every error a client can see from lmlb (not from an upstream) is an [`ApiError`]; it maps to a
 //! status code and to the body `{"error":{"message","type","param","code"}}` in one place.
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::proxy::ProxyBody;
 
-/// An error answered by lmlb before or instead of an upstream's response.
+/// An error returned by lmlb before or instead of an upstream's response.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The body is not JSON, not an object, or lacks a string `model`.
@@ -31,7 +31,7 @@ pub enum ApiError {
     #[error("invalid or missing API key; send it as \"Authorization: Bearer KEY\"")]
     Unauthorized,
 
-    /// The model's queue holds its maximum number of waiting requests.
+    /// The model's queue contains its maximum number of waiting requests.
     #[error(
         "the queue for \"{model}\" is full: it holds its maximum of {max} waiting requests; retry later"
     )]
@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("{0}")]
     UpstreamUnavailable(String),
 
-    /// The upstream did not answer within the request timeout.
+    /// The upstream sent nothing within the request timeout.
     #[error("the upstream did not respond within {timeout_ms} ms")]
     UpstreamTimeout { timeout_ms: u128 },
 

@@ -55,7 +55,7 @@ pub struct Metrics {
     pub completed: AtomicU64,
     pub client_gone: AtomicU64,
     pub upstream_errors: AtomicU64,
-    /// Requests answered by lmlb with an error, by reason.
+    /// Requests rejected by lmlb with an error, by reason.
     pub rejected_invalid: AtomicU64,
     pub rejected_unknown_model: AtomicU64,
     pub rejected_queue_full: AtomicU64,
@@ -100,7 +100,7 @@ impl Metrics {
     }
 }
 
-/// How a forwarded request ended.
+/// The way a forwarded request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

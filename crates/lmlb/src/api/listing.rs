@@ -2,7 +2,6 @@
 //! `GET /api/v0/models/{id}`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -10,14 +9,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::catalog::LISTING_MAX_BYTES;
 use crate::error::{ApiError, json_response};
 use crate::proxy::ProxyBody;
 
-/// Bound on each upstream's answer when merging listings.
-const LISTING_TIMEOUT: Duration = Duration::from_secs(5);
-const LISTING_MAX_BYTES: usize = 16 * 1024 * 1024;
-
-/// The OpenAI model list: each model once, with the ids of its loaded instances, then aliases.
+/// Builds the OpenAI model list: each model once, with the ids of its loaded instances, then aliases.
 pub fn openai_models(app: &App) -> Response<ProxyBody> {
     let snapshot = app.scheduler.snapshot();
     let mut models: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -45,8 +41,10 @@ pub fn openai_models(app: &App) -> Response<ProxyBody> {
 pub async fn v0_models(app: &App) -> Response<ProxyBody> {
     let answers = fetch_from_up(app, "/api/v0/models").await;
     if answers.is_empty() {
-        return ApiError::UpstreamUnavailable("no upstream answered /api/v0/models".to_string())
-            .into_response();
+        return ApiError::UpstreamUnavailable(
+            "no upstream returned /api/v0/models; check that an upstream is up".to_string(),
+        )
+        .into_response();
     }
 
     let mut merged: Vec<Value> = Vec::new();
@@ -77,15 +75,17 @@ fn merge_entry(merged: &mut Vec<Value>, entry: &Value) {
     }
 }
 
-/// One model's LM Studio entry, from the first upstream that knows it.
+/// Returns one model's LM Studio entry, from the first upstream that lists it.
 pub async fn v0_model(app: &App, path: &str) -> Response<ProxyBody> {
     let answers = fetch_from_up(app, path).await;
     let found = answers.iter().find(|(status, _)| status.is_success());
     let (status, body) = match found.or(answers.first()) {
         Some(answer) => answer.clone(),
         None => {
-            return ApiError::UpstreamUnavailable(format!("no upstream answered {path}"))
-                .into_response();
+            return ApiError::UpstreamUnavailable(format!(
+                "no upstream returned {path}; check that an upstream is up"
+            ))
+            .into_response();
         }
     };
     let mut response = Response::new(ProxyBody::full(body));
@@ -102,6 +102,7 @@ async fn fetch_from_up(app: &App, path: &str) -> Vec<(StatusCode, Bytes)> {
     let requests = app.catalog.up_upstreams().into_iter().map(|index| {
         let upstream = app.catalog.upstream(index).clone();
         let client = app.client.clone();
+        let timeout = app.config.listing_timeout;
         let uri = format!("{}{path}", upstream.url);
         tokio::spawn(async move {
             let mut request = Request::builder().method(Method::GET).uri(uri);
@@ -119,10 +120,7 @@ async fn fetch_from_up(app: &App, path: &str) -> Vec<(StatusCode, Bytes)> {
                     .ok()?;
                 Some((status, body.to_bytes()))
             };
-            tokio::time::timeout(LISTING_TIMEOUT, exchange)
-                .await
-                .ok()
-                .flatten()
+            tokio::time::timeout(timeout, exchange).await.ok().flatten()
         })
     });
     let tasks: Vec<_> = requests.collect();

@@ -21,9 +21,9 @@ use crate::scheduler::InstanceSpec;
 pub const DEFAULT_LISTING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest listing body accepted.
-const LISTING_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub const LISTING_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// Which listing an upstream answered.
+/// The model listing an upstream returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Listing {
     #[serde(rename = "lmstudio-v1")]
@@ -62,7 +62,7 @@ impl Listing {
     }
 }
 
-/// Why an upstream counts as down.
+/// The reason an upstream counts as down.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("connection failed: {0}")]
@@ -96,7 +96,7 @@ pub async fn discover(
     Err(DiscoveryError::NoListing)
 }
 
-/// GETs a path; `Ok(None)` when the upstream answered but not with a usable JSON document.
+/// GETs a path; `Ok(None)` when the upstream responded but not with a usable JSON document.
 async fn fetch_json(
     client: &HttpClient,
     upstream: &UpstreamConfig,

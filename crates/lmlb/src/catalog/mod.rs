@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use discovery::DiscoveryError;
-pub use discovery::{DEFAULT_LISTING_TIMEOUT, Listing};
+pub use discovery::{DEFAULT_LISTING_TIMEOUT, LISTING_MAX_BYTES, Listing};
 
 use crate::client::HttpClient;
 use crate::config::UpstreamConfig;
@@ -105,7 +105,7 @@ impl Catalog {
         self.status(index).state == UpstreamState::Up
     }
 
-    /// Indices of the upstreams that answered their last check.
+    /// Returns the indices of the upstreams that passed their last check.
     pub fn up_upstreams(&self) -> Vec<usize> {
         (0..self.upstreams.len())
             .filter(|&i| self.is_up(i))
@@ -152,7 +152,7 @@ impl Catalog {
         }
     }
 
-    /// The refresh interval while up; a doubling backoff while down.
+    /// Returns the refresh interval while up, and a doubling backoff while down.
     fn next_delay(&self, index: usize) -> Duration {
         let failures = self.status(index).failures;
         if failures == 0 {
@@ -178,7 +178,7 @@ impl Catalog {
                 tracing::debug!(upstream = %upstream.name, elapsed_ms = started.elapsed().as_millis() as u64, "checked upstream");
             }
             Err(error @ DiscoveryError::Timeout(_)) if self.scheduler.in_flight_on(index) > 0 => {
-                // Some servers (llama.cpp's Python server among them) answer their listing only
+                // Some servers (llama.cpp's Python server among them) return their listing only
                 // between generations; a slow listing from an upstream that is serving lmlb's own
                 // requests is busy, not down.
                 let error = format!("{error}, while requests were running; the upstream stays up");

@@ -70,7 +70,7 @@ impl Body for ProxyBody {
     }
 }
 
-/// What to do when the client goes away before the upstream body ended.
+/// The action taken when the client goes away before the upstream body ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnClientGone {
     /// Close the upstream connection at once, so LM Studio stops generating (streams).
@@ -80,7 +80,7 @@ pub enum OnClientGone {
     Drain,
 }
 
-/// An upstream response body passed through frame by frame, as it arrives. It holds the slot
+/// An upstream response body passed through frame by frame, as it arrives. It keeps the slot
 /// until the upstream finishes, and fails the client's response (instead of ending it cleanly)
 /// when the upstream breaks off or stays silent longer than the idle timeout.
 pub struct UpstreamBody {

@@ -19,9 +19,7 @@ use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// Bound on establishing a TCP connection, so a host that drops packets fails fast and the
-/// request can move to another instance.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::client::CONNECT_TIMEOUT;
 
 /// Idle connections kept per upstream; more are closed when they finish.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;

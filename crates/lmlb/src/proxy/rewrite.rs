@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// What lmlb reads from a request body.
+/// The fields lmlb reads from a request body.
 #[derive(Debug, PartialEq)]
 pub struct RequestFields {
     pub model: String,
@@ -121,7 +121,7 @@ fn skip_whitespace(body: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-/// Position just past the string starting at `pos` (which holds its opening quote).
+/// Position just past the string starting at `pos` (the position of its opening quote).
 fn skip_string(body: &[u8], mut pos: usize) -> Option<usize> {
     pos += 1;
     loop {

@@ -48,7 +48,7 @@ pub struct SchedulerSettings {
 pub enum Acquire {
     Granted(SlotGuard),
     Queued(Ticket),
-    /// The target's queue already holds `max` requests.
+    /// The target's queue already contains `max` requests.
     QueueFull {
         max: usize,
     },
@@ -314,7 +314,7 @@ impl Scheduler {
         drop(waiters);
     }
 
-    /// A consistent copy of every instance and queue, for status endpoints and metrics.
+    /// Returns a consistent copy of every instance and queue, for status endpoints and metrics.
     pub fn snapshot(&self) -> Snapshot {
         let state = self.lock();
         let instances = state

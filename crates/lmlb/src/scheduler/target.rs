@@ -1,4 +1,4 @@
-//! What a request can be served by, resolved from its `model` field.
+//! The instances a request can run on, resolved from its `model` field.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// The name used for this target in errors, logs and queue metrics.
+    /// Returns the name used for this target in errors, logs and queue metrics.
     pub fn label(&self) -> String {
         match self {
             Target::Model(model) => model.to_string(),
