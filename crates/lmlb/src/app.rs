@@ -75,7 +75,7 @@ impl App {
         up.into_iter().chain(down).collect()
     }
 
-    /// Whether a request needs lmlb's API key.
+    /// Returns whether requests need lmlb's API key.
     pub fn requires_key(&self) -> bool {
         !self.config.api_keys.is_empty()
     }

@@ -111,7 +111,7 @@ pub struct ServeArgs {
     #[arg(long = "queue-timeout", value_name = "MS", env = "LMLB_QUEUE_TIMEOUT")]
     pub queue_timeout: Option<String>,
 
-    /// What to do with a request for a model that no upstream has loaded: reject it with 404, or
+    /// Policy for a request naming a model that no upstream has loaded: reject it with 404, or
     /// send it to any loaded model of the right type (the original tool's behaviour). Default:
     /// reject.
     #[arg(long = "unknown-model", value_enum, env = "LMLB_UNKNOWN_MODEL")]

@@ -319,8 +319,8 @@ pub fn upstream_from_url(
     })
 }
 
-/// Accepts a plain level (`warning` as `warn`) or tracing directives such as `lmlb=debug`; a
-/// misspelled plain level is an error, since tracing would read it as a target and log nothing.
+/// Accepts a plain level (`warning` as `warn`) or tracing directives such as `lmlb=debug`.
+/// A misspelled plain level is an error, because tracing would read it as a target and log nothing.
 fn check_log_level(level: String) -> Result<String, String> {
     let lower = level.trim().to_ascii_lowercase();
     if lower.contains('=') || lower.contains(',') {

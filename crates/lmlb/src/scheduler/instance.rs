@@ -21,7 +21,7 @@ pub(super) struct Instance {
 }
 
 impl Instance {
-    /// Whether the instance takes new work now.
+    /// Returns whether the instance takes new work now.
     pub fn in_rotation(&self) -> bool {
         self.listed && !self.suspended
     }
@@ -30,7 +30,7 @@ impl Instance {
         self.in_rotation() && self.in_flight < self.slots
     }
 
-    /// Whether `self` is less loaded than `other`, comparing in-flight / slots without division.
+    /// Returns whether `self` is less loaded than `other`, comparing in-flight / slots without division.
     pub fn less_loaded_than(&self, other: &Instance) -> bool {
         u64::from(self.in_flight) * u64::from(other.slots)
             < u64::from(other.in_flight) * u64::from(self.slots)

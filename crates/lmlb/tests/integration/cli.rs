@@ -61,7 +61,7 @@ fn terminate(child: &Child) {
 }
 
 // Several threads, because the log lines are read with blocking calls while the in-process
-// simulator must keep answering lmlb.
+// simulator must keep serving lmlb.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_file_and_variables_configure_lmlb() {
     let sim = start_sim(sim_config(&["qwen2.5-7b-instruct,instances=2"], 0.0)).await;

@@ -22,7 +22,7 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 
 pub const MODEL: &str = "qwen2.5-7b-instruct";
 
-/// A simulator whose generation takes `tokens / tokens_per_second`, with no first-token delay.
+/// Builds a simulator configuration whose generation takes `tokens / tokens_per_second`, with no first-token delay.
 pub fn sim_config(specs: &[&str], tokens_per_second: f64) -> SimConfig {
     let mut config = SimConfig::with_models(specs);
     config.tokens_per_second = tokens_per_second;
@@ -47,7 +47,7 @@ pub async fn start_lmlb(config: Config) -> Server {
     Server::start(config).await.expect("lmlb starts")
 }
 
-/// One simulator with the given models and an lmlb in front of it.
+/// Starts one simulator with the given models and an lmlb in front of it.
 pub async fn setup(specs: &[&str], tokens_per_second: f64) -> (Simulator, Server) {
     let sim = start_sim(sim_config(specs, tokens_per_second)).await;
     let lmlb = start_lmlb(lmlb_config(&[&sim])).await;

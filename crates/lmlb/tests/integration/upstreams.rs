@@ -155,7 +155,7 @@ async fn slow_listing_while_busy_keeps_upstream() {
     });
     sim_until(&sim, "the request runs", |s| s.total_active() == 1).await;
 
-    // Like llama.cpp's Python server, the upstream now answers listings late.
+    // Like llama.cpp's Python server, the upstream now returns listings late.
     sim.set_faults(lmstudio_sim::Faults {
         listing_delay_ms: 400,
         ..Default::default()
