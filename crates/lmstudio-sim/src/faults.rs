@@ -41,7 +41,7 @@ pub struct Faults {
     /// in milliseconds; 0 is off. The request takes no slot while it waits.
     pub header_delay_ms: u64,
     /// Delay before each model listing (`/v1/models`, `/api/v0/models`, `/api/v1/models`) is
-    /// answered, in milliseconds; 0 is off. Some OpenAI-compatible servers answer listings only
+    /// returned, in milliseconds; 0 is off. Some OpenAI-compatible servers return listings only
     /// between generations, which this stands in for.
     pub listing_delay_ms: u64,
 }
