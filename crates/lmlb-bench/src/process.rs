@@ -171,6 +171,11 @@ mod tests {
         drop(process);
 
         assert!(!is_running(leader), "the leader {leader} still runs");
+        // The group's SIGKILL is delivered asynchronously, so the grandchild may need a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while is_running(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
             !is_running(grandchild),
             "the grandchild {grandchild} still runs"
