@@ -4,10 +4,9 @@
 //! cached on that slot divided by the prompt processing rate. Each further token comes
 //! `1 / tokens_per_second` later.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::time::Instant;
-
+use crate::clock;
 use crate::config::SimConfig;
 use crate::instance::SlotGuard;
 use crate::text::{Prompt, generate_text};
@@ -119,7 +118,7 @@ pub(crate) async fn generate(slot: SlotGuard, plan: &Plan, timing: &Timing) -> G
     let generation_time = timing.token_interval() * plan.tokens.saturating_sub(1);
     let total = time_to_first_token + generation_time;
     if !total.is_zero() {
-        tokio::time::sleep_until(Instant::now() + total).await;
+        clock::sleep_until(Instant::now() + total).await;
     }
 
     slot.finish(u64::from(plan.tokens));

@@ -25,6 +25,7 @@
 //! - `instance`: one instance's slots, FIFO queue, counters and slot guard.
 //! - `text`: prompt token counts, generated words, embedding vectors, ids.
 //! - `generation`: timing and non-streaming generation.
+//! - `clock`: sub-millisecond deadlines that pace tokens.
 //! - `stream`: streaming generation paced by a timer.
 //! - `sse`: server-sent event framing.
 //! - `body`: the response body type and response builders.
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod clock;
 mod config;
 mod faults;
 mod generation;

@@ -9,8 +9,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::{Instant, Sleep};
+use std::time::Instant;
 
+use crate::clock::{self, Sleep};
 use crate::faults::StreamFaults;
 use crate::generation::{Finish, Plan};
 use crate::instance::SlotGuard;
@@ -46,7 +47,7 @@ pub(crate) struct TokenStream {
     first_token_at: Instant,
     time_to_first_token: Duration,
     interval: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: Option<Sleep>,
     faults: StreamFaults,
     state: State,
 }
@@ -74,8 +75,7 @@ pub(crate) struct StreamSetup {
 
 impl TokenStream {
     pub fn new(setup: StreamSetup) -> Self {
-        let timer = (!setup.interval.is_zero())
-            .then(|| Box::pin(tokio::time::sleep_until(setup.first_token_at)));
+        let timer = (!setup.interval.is_zero()).then(|| clock::sleep_until(setup.first_token_at));
         Self {
             encoder: setup.encoder,
             slot: Some(setup.slot),
@@ -129,9 +129,9 @@ impl TokenStream {
         };
         let due = self.first_token_at + self.interval * self.sent;
         if timer.deadline() != due {
-            timer.as_mut().reset(due);
+            timer.reset(due);
         }
-        timer.as_mut().poll(cx)
+        Pin::new(timer).poll(cx)
     }
 
     fn next_token(&mut self) -> Bytes {

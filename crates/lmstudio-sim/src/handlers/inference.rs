@@ -2,17 +2,18 @@
 //! route to an instance, take a slot, generate, and respond in the API family's shape.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::time::Instant;
 
 use super::errors::{self, RequestError};
 use super::request::{self, InferenceRequest};
 use super::{Api, Endpoint, anthropic, authorized, embeddings, native, openai, responses};
 use crate::body::{ServedBy, SimBody, json_response, sse_response};
+use crate::clock;
 use crate::config::ModelKind;
 use crate::faults::EarlyFault;
 use crate::generation::{Generated, Plan, generate};
@@ -265,7 +266,7 @@ async fn stream(
     let time_to_first_token = shared.timing.first_token_delay(uncached);
     let first_token_at = Instant::now() + time_to_first_token;
     if !time_to_first_token.is_zero() {
-        tokio::time::sleep_until(first_token_at).await;
+        clock::sleep_until(first_token_at).await;
     }
 
     let stream = TokenStream::new(StreamSetup {
