@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::catalog::Catalog;
 use crate::client::{self, HttpClient};
 use crate::config::Config;
-use crate::proxy::ConnectionPool;
+use crate::proxy::{ConnectionPool, UpstreamHeaders};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::telemetry::Metrics;
 
@@ -19,6 +19,8 @@ pub struct App {
     pub client: HttpClient,
     /// Connections for forwarded requests, driven by the requests themselves.
     pub connections: Arc<ConnectionPool>,
+    /// Per upstream, the header values its forwarded requests and responses carry.
+    pub upstream_headers: Vec<UpstreamHeaders>,
     pub metrics: Arc<Metrics>,
     next_request_id: AtomicU64,
     passthrough_cursor: AtomicUsize,
@@ -48,9 +50,11 @@ impl App {
             config.refresh_interval,
             config.listing_timeout,
         );
-        let connections = Arc::new(ConnectionPool::new(config.upstreams.len()));
+        let connections = Arc::new(ConnectionPool::new(&config.upstreams));
+        let upstream_headers = config.upstreams.iter().map(UpstreamHeaders::new).collect();
         Arc::new(App {
             connections,
+            upstream_headers,
             config,
             scheduler,
             catalog,

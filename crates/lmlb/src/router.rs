@@ -1,7 +1,5 @@
 //! Dispatches each request to lmlb's own endpoints, the balancer or the pass-through.
 
-use std::net::SocketAddr;
-
 use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 
@@ -9,15 +7,11 @@ use crate::api;
 use crate::app::App;
 use crate::cors;
 use crate::error::ApiError;
-use crate::proxy::{self, Endpoint, ProxyBody};
+use crate::proxy::{self, Endpoint, Peer, ProxyBody};
 
-pub async fn route(
-    app: &App,
-    request: Request<Incoming>,
-    client: SocketAddr,
-) -> Response<ProxyBody> {
+pub async fn route(app: &App, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
     if !app.config.cors {
-        return dispatch(app, request, client).await;
+        return dispatch(app, request, peer).await;
     }
     let preflight = request.method() == Method::OPTIONS
         && request
@@ -26,16 +20,12 @@ pub async fn route(
     if preflight {
         return cors::preflight(&request);
     }
-    let mut response = dispatch(app, request, client).await;
+    let mut response = dispatch(app, request, peer).await;
     cors::allow_any_origin(response.headers_mut());
     response
 }
 
-async fn dispatch(
-    app: &App,
-    request: Request<Incoming>,
-    client: SocketAddr,
-) -> Response<ProxyBody> {
+async fn dispatch(app: &App, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
     let method = request.method();
     let path = request.uri().path();
 
@@ -62,9 +52,9 @@ async fn dispatch(
     if *method == Method::POST
         && let Some(endpoint) = Endpoint::from_path(path)
     {
-        return proxy::balanced(app, request, endpoint, client).await;
+        return proxy::balanced(app, request, endpoint, peer).await;
     }
-    proxy::passthrough(app, request, client).await
+    proxy::passthrough(app, request, peer).await
 }
 
 /// Paths served without lmlb's API key: the liveness check and the dashboard page (which sends

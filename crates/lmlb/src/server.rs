@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::proxy::Peer;
 use crate::router;
 
 /// Pause after a failed `accept` (for example when out of file descriptors) before the next.
@@ -81,7 +82,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
                     let _ = stream.set_nodelay(true);
                     let connection = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service(Arc::clone(&app), client));
+                        .serve_connection(TokioIo::new(stream), service(Arc::clone(&app), Peer::new(client)));
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(error) = connection.await {
@@ -119,7 +120,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 fn service(
     app: Arc<App>,
-    client: SocketAddr,
+    peer: Peer,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = hyper::Response<crate::proxy::ProxyBody>,
@@ -128,10 +129,11 @@ fn service(
 > + Clone {
     service_fn(move |request| {
         let app = Arc::clone(&app);
+        let peer = peer.clone();
         async move {
             // Boxed because the routing future is several kilobytes, and hyper moves the
             // service's future into its connection state; a box moves as one pointer.
-            let response = Box::pin(router::route(&app, request, client)).await;
+            let response = Box::pin(router::route(&app, request, &peer)).await;
             Ok::<_, Infallible>(response)
         }
     })

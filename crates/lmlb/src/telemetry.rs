@@ -126,7 +126,14 @@ impl Outcome {
 /// One forwarded request, finished when its response body ends.
 pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
-    pub log: bool,
+    pub started: Instant,
+    pub queue_wait: Duration,
+    /// The request log's fields, built only when the request log is on.
+    pub log: Option<Box<RequestLine>>,
+}
+
+/// The fields of one request's line in the request log.
+pub struct RequestLine {
     pub id: u64,
     pub method: String,
     pub path: String,
@@ -134,8 +141,6 @@ pub struct RequestRecord {
     pub instance: String,
     pub upstream: String,
     pub status: u16,
-    pub queue_wait: Duration,
-    pub started: Instant,
 }
 
 impl RequestRecord {
@@ -149,15 +154,15 @@ impl RequestRecord {
         };
         counter.fetch_add(1, Ordering::Relaxed);
 
-        if self.log {
+        if let Some(line) = self.log {
             tracing::info!(
-                request_id = self.id,
-                method = %self.method,
-                path = %self.path,
-                model = %self.model,
-                instance = %self.instance,
-                upstream = %self.upstream,
-                status = self.status,
+                request_id = line.id,
+                method = %line.method,
+                path = %line.path,
+                model = %line.model,
+                instance = %line.instance,
+                upstream = %line.upstream,
+                status = line.status,
                 queue_wait_ms = self.queue_wait.as_millis() as u64,
                 duration_ms = elapsed.as_millis() as u64,
                 outcome = outcome.as_str(),

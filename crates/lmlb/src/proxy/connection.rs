@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::client::CONNECT_TIMEOUT;
+use crate::config::UpstreamConfig;
 
 /// Idle connections kept per upstream; more are closed when they finish.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
@@ -60,14 +61,20 @@ impl UpstreamConnection {
 
 /// Idle connections, one list per upstream in configuration order.
 pub struct ConnectionPool {
+    /// Per upstream, `host:port` to connect to.
+    authorities: Vec<String>,
     /// Per upstream, oldest first, each with the moment it became idle.
     idle: Vec<Mutex<Vec<(Instant, UpstreamConnection)>>>,
 }
 
 impl ConnectionPool {
-    pub fn new(upstreams: usize) -> ConnectionPool {
+    pub fn new(upstreams: &[UpstreamConfig]) -> ConnectionPool {
         ConnectionPool {
-            idle: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
+            authorities: upstreams
+                .iter()
+                .map(|upstream| upstream.authority().to_string())
+                .collect(),
+            idle: upstreams.iter().map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
 
@@ -98,25 +105,23 @@ impl ConnectionPool {
     pub async fn send_owned(
         self: Arc<Self>,
         upstream: usize,
-        authority: String,
         request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
-        self.send(upstream, &authority, request).await
+        self.send(upstream, request).await
     }
 
-    /// Sends `request` to the upstream at `authority` (`host:port`) and waits for the response
-    /// head, driving the connection meanwhile. An idle connection that turns out closed is
-    /// replaced by a new one without counting as a failure.
+    /// Sends `request` to an upstream and waits for the response head, driving the connection
+    /// meanwhile. An idle connection that turns out closed is replaced by a new one without
+    /// counting as a failure.
     pub async fn send(
         &self,
         upstream: usize,
-        authority: &str,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
         loop {
             let (mut connection, reused) = match self.take(upstream) {
                 Some(connection) => (connection, true),
-                None => (connect(authority).await?, false),
+                None => (connect(&self.authorities[upstream]).await?, false),
             };
 
             let ready = poll_ready(&mut connection).await;

@@ -1,6 +1,5 @@
 //! One exchange with an upstream: build the request, send it, wait for the response head.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,8 +13,7 @@ use std::sync::Arc;
 use super::body::OnClientGone;
 use super::body::UpstreamBody;
 use super::connection::{ConnectionPool, PooledConnection, UpstreamConnection};
-use super::headers;
-use crate::config::UpstreamConfig;
+use super::headers::{self, Peer, UpstreamHeaders};
 use crate::scheduler::SlotGuard;
 
 /// The reason no response head came back.
@@ -33,33 +31,38 @@ pub enum Failure {
 pub fn build_request(
     parts: &Parts,
     body: Bytes,
-    client_ip: IpAddr,
-    upstream: &UpstreamConfig,
+    peer: &Peer,
+    upstream: &UpstreamHeaders,
     strip_client_auth: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    // Origin form, as a server expects it; the upstream's address goes in `Host`.
-    let uri: Uri = path_and_query
-        .parse()
-        .map_err(|e| format!("invalid request path: {e}"))?;
-
-    let mut headers = parts.headers.clone();
-    headers::prepare_request(
-        &mut headers,
-        client_ip,
+    if upstream.host.is_none() {
+        return Err("invalid upstream address: not a valid Host header".to_string());
+    }
+    let headers = headers::prepare_request(
+        &parts.headers,
+        peer,
         upstream,
         strip_client_auth,
         body.len(),
     );
-    let host = http::HeaderValue::from_str(upstream.authority())
-        .map_err(|e| format!("invalid upstream address: {e}"))?;
-    headers.insert(http::header::HOST, host);
 
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
+    *request.uri_mut() = origin_form(&parts.uri)?;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// Returns the request target in origin form (path and query), as a server expects it; the
+/// upstream's address goes in `Host`.
+fn origin_form(uri: &Uri) -> Result<Uri, String> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Ok(uri.clone());
+    }
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    path_and_query
+        .parse()
+        .map_err(|e| format!("invalid request path: {e}"))
 }
 
 /// What a successful exchange hands on: the response head and body, the slot, and the
@@ -76,13 +79,12 @@ pub type Exchanged = (Response<Incoming>, Option<SlotGuard>, PooledConnection);
 pub async fn exchange(
     pool: &Arc<ConnectionPool>,
     upstream: usize,
-    authority: &str,
     request: Request<Full<Bytes>>,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,
 ) -> Result<Exchanged, Failure> {
-    let send = Arc::clone(pool).send_owned(upstream, authority.to_string(), request);
+    let send = Arc::clone(pool).send_owned(upstream, request);
     let mut pending = Pending {
         future: Some(Box::pin(send)),
         pool: Arc::clone(pool),

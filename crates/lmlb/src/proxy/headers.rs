@@ -1,7 +1,7 @@
 //! Header rules for forwarding: hop-by-hop headers stay on their hop, the client's address is
 //! appended to `X-Forwarded-For`, and upstream credentials replace lmlb's own.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -23,67 +23,147 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_LMLB_INSTANCE: HeaderName = HeaderName::from_static("x-lmlb-instance");
 pub const X_LMLB_UPSTREAM: HeaderName = HeaderName::from_static("x-lmlb-upstream");
 
+/// Headers that a forwarded request never carries over from the client: the upstream gets its
+/// own `Host` and `Content-Length`, lmlb has read the whole body (so `Expect` has nothing left to
+/// wait for), and `X-Forwarded-For` is extended, not copied.
+const REPLACED: [HeaderName; 4] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::EXPECT,
+    X_FORWARDED_FOR,
+];
+
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Header values that are the same for every request to one upstream, built once.
+pub struct UpstreamHeaders {
+    /// The upstream's `host:port`, sent as `Host`.
+    pub host: Option<HeaderValue>,
+    /// The upstream's name, sent back as `x-lmlb-upstream`.
+    pub name: Option<HeaderValue>,
+    /// `Bearer TOKEN` when the upstream has an API token.
+    pub authorization: Option<HeaderValue>,
+}
+
+impl UpstreamHeaders {
+    pub fn new(upstream: &UpstreamConfig) -> UpstreamHeaders {
+        let authorization = upstream
+            .api_token
+            .as_ref()
+            .and_then(|token| HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok());
+        UpstreamHeaders {
+            host: HeaderValue::from_str(upstream.authority()).ok(),
+            name: HeaderValue::from_str(&upstream.name).ok(),
+            authorization,
+        }
+    }
+}
+
+/// The client end of a connection: its address, and that address as an `X-Forwarded-For` value.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        let forwarded_for = HeaderValue::from_str(&addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Peer {
+            addr,
+            forwarded_for,
+        }
+    }
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named_by_connection(headers).iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
 }
 
-/// Turns the client's request headers into the upstream request's headers.
-///
-/// `strip_client_auth` removes the client's credentials when they were lmlb's own API key.
-pub fn prepare_request(
-    headers: &mut HeaderMap,
-    client_ip: IpAddr,
-    upstream: &UpstreamConfig,
-    strip_client_auth: bool,
-    body_len: usize,
-) {
-    strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    // lmlb has already read the whole body, so the upstream has nothing to wait for.
-    headers.remove(header::EXPECT);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    append_forwarded_for(headers, client_ip);
-
-    if strip_client_auth {
-        headers.remove(header::AUTHORIZATION);
-        headers.remove(HeaderName::from_static("x-api-key"));
-    }
-    if let Some(token) = &upstream.api_token
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-    {
-        headers.insert(header::AUTHORIZATION, value);
-    }
+/// Returns the headers that the `Connection` header lists as hop-by-hop.
+fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {client_ip}"),
-        None => client_ip.to_string(),
+/// Builds the upstream request's headers from the client's.
+///
+/// Hop-by-hop headers stay behind, and `strip_client_auth` removes the client's credentials when
+/// they were lmlb's own API key. The upstream's token, when it has one, replaces `Authorization`.
+pub fn prepare_request(
+    client: &HeaderMap,
+    peer: &Peer,
+    upstream: &UpstreamHeaders,
+    strip_client_auth: bool,
+    body_len: usize,
+) -> HeaderMap {
+    let named = named_by_connection(client);
+    let skip_authorization = strip_client_auth || upstream.authorization.is_some();
+    let skipped = |name: &HeaderName| {
+        HOP_BY_HOP.contains(name)
+            || REPLACED.contains(name)
+            || *name == header::UPGRADE
+            || named.contains(name)
+            || (skip_authorization && *name == header::AUTHORIZATION)
+            || (strip_client_auth && *name == X_API_KEY)
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, value);
+
+    let mut headers = HeaderMap::with_capacity(client.len() + 4);
+    for (name, value) in client {
+        if !skipped(name) {
+            headers.append(name.clone(), value.clone());
+        }
     }
+
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    headers.insert(X_FORWARDED_FOR, forwarded_for(client, peer));
+    if let Some(host) = &upstream.host {
+        headers.insert(header::HOST, host.clone());
+    }
+    if let Some(authorization) = &upstream.authorization {
+        headers.insert(header::AUTHORIZATION, authorization.clone());
+    }
+    headers
+}
+
+/// Appends the client's address to the `X-Forwarded-For` chain that it sent, if any.
+fn forwarded_for(client: &HeaderMap, peer: &Peer) -> HeaderValue {
+    let previous: Vec<&str> = client
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    if previous.is_empty() {
+        return peer.forwarded_for.clone();
+    }
+    let chain = format!("{}, {}", previous.join(", "), peer.addr.ip());
+    HeaderValue::from_str(&chain).unwrap_or_else(|_| peer.forwarded_for.clone())
 }
 
 /// Adds the headers that tell the client where its request ran.
-pub fn mark_response(headers: &mut HeaderMap, instance: &str, upstream: &str) {
+pub fn mark_response(
+    headers: &mut HeaderMap,
+    instance: Option<HeaderValue>,
+    upstream: &UpstreamHeaders,
+) {
     strip_hop_by_hop(headers);
-    if let Ok(value) = HeaderValue::from_str(instance) {
+    // Room for these two and the CORS header, so the map does not grow twice.
+    headers.reserve(3);
+    if let Some(value) = instance {
         headers.insert(X_LMLB_INSTANCE, value);
     }
-    if let Ok(value) = HeaderValue::from_str(upstream) {
-        headers.insert(X_LMLB_UPSTREAM, value);
+    if let Some(value) = &upstream.name {
+        headers.insert(X_LMLB_UPSTREAM, value.clone());
     }
 }
 
@@ -114,73 +194,130 @@ mod tests {
         assert!(headers.contains_key(header::CONTENT_TYPE));
     }
 
+    fn prepare(
+        client: &HeaderMap,
+        upstream: &UpstreamConfig,
+        strip: bool,
+        len: usize,
+    ) -> HeaderMap {
+        let peer = Peer::new("127.0.0.1:5000".parse().unwrap());
+        prepare_request(client, &peer, &UpstreamHeaders::new(upstream), strip, len)
+    }
+
+    fn local_upstream() -> UpstreamConfig {
+        upstream_from_url("http://127.0.0.1:1", None, None).unwrap()
+    }
+
+    #[test]
+    fn forwarded_request_drops_hop_by_hop() {
+        let mut client = HeaderMap::new();
+        client.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        client.insert("x-private", HeaderValue::from_static("1"));
+        client.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        client.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        client.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        client.append("x-trace", HeaderValue::from_static("a"));
+        client.append("x-trace", HeaderValue::from_static("b"));
+
+        let headers = prepare(&client, &local_upstream(), false, 2);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "x-trace",
+                "content-length",
+                "x-forwarded-for",
+                "host"
+            ]
+        );
+        let traces: Vec<_> = headers.get_all("x-trace").iter().collect();
+        assert_eq!(traces, ["a", "b"]);
+        assert_eq!(headers[header::HOST], "127.0.0.1:1");
+    }
+
     #[test]
     fn forwarded_for_appends() {
-        let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        prepare_request(
-            &mut headers,
-            "127.0.0.1".parse().unwrap(),
-            &upstream,
-            false,
-            7,
-        );
+        let mut client = HeaderMap::new();
+        client.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        let headers = prepare(&client, &local_upstream(), false, 7);
         assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[header::CONTENT_LENGTH], "7");
     }
 
     #[test]
+    fn forwarded_for_joins_lines() {
+        let mut client = HeaderMap::new();
+        client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        let headers = prepare(&client, &local_upstream(), false, 0);
+        let values: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(values, ["10.0.0.1, 10.0.0.2, 127.0.0.1"]);
+    }
+
+    #[test]
+    fn forwarded_for_without_previous() {
+        let headers = prepare(&HeaderMap::new(), &local_upstream(), false, 0);
+        assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.1");
+    }
+
+    #[test]
     fn expect_continue_not_forwarded() {
-        let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        headers.insert(header::HOST, HeaderValue::from_static("localhost:4321"));
-        prepare_request(
-            &mut headers,
-            "127.0.0.1".parse().unwrap(),
-            &upstream,
-            false,
-            3000,
-        );
+        let mut client = HeaderMap::new();
+        client.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        client.insert(header::HOST, HeaderValue::from_static("localhost:4321"));
+        client.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3000"));
+        let headers = prepare(&client, &local_upstream(), false, 3000);
         assert!(!headers.contains_key(header::EXPECT));
-        assert!(!headers.contains_key(header::HOST));
+        assert_eq!(headers[header::HOST], "127.0.0.1:1");
+        assert_eq!(headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
     }
 
     #[test]
     fn upstream_token_replaces_client_key() {
-        let mut upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
+        let mut upstream = local_upstream();
         upstream.api_token = Some(Secret::new("lm-token"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
+        let mut client = HeaderMap::new();
+        client.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer lmlb-key"),
         );
-        prepare_request(
-            &mut headers,
-            "127.0.0.1".parse().unwrap(),
-            &upstream,
-            true,
-            0,
-        );
+        client.insert(X_API_KEY, HeaderValue::from_static("lmlb-key"));
+        let headers = prepare(&client, &upstream, true, 0);
         assert_eq!(headers[header::AUTHORIZATION], "Bearer lm-token");
+        assert!(!headers.contains_key(X_API_KEY));
+    }
+
+    #[test]
+    fn upstream_token_without_inbound_keys() {
+        let mut upstream = local_upstream();
+        upstream.api_token = Some(Secret::new("lm-token"));
+        let mut client = HeaderMap::new();
+        client.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer for-lm-studio"),
+        );
+        let headers = prepare(&client, &upstream, false, 0);
+        let values: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
+        assert_eq!(values, ["Bearer lm-token"]);
     }
 
     #[test]
     fn client_auth_kept_without_inbound_keys() {
-        let upstream = upstream_from_url("http://127.0.0.1:1", None, None).unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
+        let mut client = HeaderMap::new();
+        client.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer for-lm-studio"),
         );
-        prepare_request(
-            &mut headers,
-            "127.0.0.1".parse().unwrap(),
-            &upstream,
-            false,
-            0,
-        );
+        client.insert(X_API_KEY, HeaderValue::from_static("for-anthropic"));
+        let headers = prepare(&client, &local_upstream(), false, 0);
         assert_eq!(headers[header::AUTHORIZATION], "Bearer for-lm-studio");
+        assert_eq!(headers[X_API_KEY], "for-anthropic");
     }
 }

@@ -12,12 +12,12 @@ mod headers;
 pub mod rewrite;
 
 use std::error::Error as _;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::Instrument;
@@ -25,13 +25,13 @@ use tracing::Instrument;
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
 pub use connection::ConnectionPool;
 pub use endpoint::Endpoint;
-pub use headers::{X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
+pub use headers::{Peer, UpstreamHeaders, X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
 
 use crate::app::App;
 use crate::config::UnknownModel;
 use crate::error::ApiError;
 use crate::scheduler::{Acquire, Resolution, SlotGuard, Target};
-use crate::telemetry::RequestRecord;
+use crate::telemetry::{RequestLine, RequestRecord};
 use forward::Failure;
 use rewrite::RequestFields;
 
@@ -52,7 +52,7 @@ pub async fn balanced(
     app: &App,
     request: Request<Incoming>,
     endpoint: Endpoint,
-    client: SocketAddr,
+    peer: &Peer,
 ) -> Response<ProxyBody> {
     let id = app.next_request_id();
     let span = tracing::info_span!(
@@ -66,13 +66,16 @@ pub async fn balanced(
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let result = balance(app, request, endpoint, client, id, started)
+    // The request log needs these after the request has been taken apart.
+    let line = app
+        .config
+        .request_log
+        .then(|| (request.method().clone(), request.uri().path().to_string()));
+    let result = balance(app, request, endpoint, peer, id, started)
         .instrument(span)
         .await;
     result.unwrap_or_else(|error| {
-        if app.config.request_log {
+        if let Some((method, path)) = line {
             tracing::info!(
                 request_id = id,
                 %method,
@@ -98,7 +101,7 @@ async fn balance(
     app: &App,
     request: Request<Incoming>,
     endpoint: Endpoint,
-    client: SocketAddr,
+    peer: &Peer,
     id: u64,
     started: Instant,
 ) -> Result<Response<ProxyBody>, ApiError> {
@@ -111,14 +114,18 @@ async fn balance(
     let (mut guard, mut waited) = wait_for_slot(app, &target).await?;
 
     for attempt in 0..2 {
-        let upstream = app.catalog.upstream(guard.upstream());
+        let upstream_index = guard.upstream();
         tracing::Span::current().record("instance", &**guard.instance());
         let rewritten = rewrite::rewrite_model(&body, &fields.model_span, guard.instance());
-        let request =
-            forward::build_request(&parts, rewritten, client.ip(), upstream, app.requires_key())
-                .map_err(ApiError::UpstreamUnavailable)?;
-        let upstream_index = guard.upstream();
-        let instance = guard.instance().to_string();
+        let request = forward::build_request(
+            &parts,
+            rewritten,
+            peer,
+            &app.upstream_headers[upstream_index],
+            app.requires_key(),
+        )
+        .map_err(ApiError::UpstreamUnavailable)?;
+        let instance = Arc::clone(guard.instance());
 
         // A non-streaming exchange finishes even if its client leaves, so the slot stays taken
         // while the instance is still generating.
@@ -126,7 +133,6 @@ async fn balance(
         match forward::exchange(
             &app.connections,
             upstream_index,
-            upstream.authority(),
             request,
             Some(guard),
             app.config.request_timeout,
@@ -206,18 +212,22 @@ fn record(
     status: u16,
 ) -> RequestRecord {
     app.metrics.queue_wait.observe(queue_wait);
+    let log = app.config.request_log.then(|| {
+        Box::new(RequestLine {
+            id,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            model: fields.model.clone(),
+            instance: instance.to_string(),
+            upstream: app.catalog.upstream(upstream).name.clone(),
+            status,
+        })
+    });
     RequestRecord {
         metrics: app.metrics.clone(),
-        log: app.config.request_log,
-        id,
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        model: fields.model.clone(),
-        instance: instance.to_string(),
-        upstream: app.catalog.upstream(upstream).name.clone(),
-        status,
-        queue_wait,
         started,
+        queue_wait,
+        log,
     }
 }
 
@@ -230,10 +240,11 @@ fn upstream_response(
     upstream: usize,
 ) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
+    let instance = HeaderValue::from_str(instance).ok();
     headers::mark_response(
         &mut parts.headers,
         instance,
-        &app.catalog.upstream(upstream).name,
+        &app.upstream_headers[upstream],
     );
     let on_client_gone = if stream {
         OnClientGone::Close
@@ -318,7 +329,7 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
 pub async fn passthrough(
     app: &App,
     request: Request<Incoming>,
-    client: SocketAddr,
+    peer: &Peer,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body, app.config.max_payload).await {
@@ -332,8 +343,8 @@ pub async fn passthrough(
         let request = match forward::build_request(
             &parts,
             body.clone(),
-            client.ip(),
-            upstream,
+            peer,
+            &app.upstream_headers[index],
             app.requires_key(),
         ) {
             Ok(request) => request,
@@ -342,7 +353,6 @@ pub async fn passthrough(
         match forward::exchange(
             &app.connections,
             index,
-            upstream.authority(),
             request,
             None,
             app.config.request_timeout,
@@ -352,7 +362,7 @@ pub async fn passthrough(
         {
             Ok((response, _, connection)) => {
                 let (mut head, incoming) = response.into_parts();
-                headers::mark_response(&mut head.headers, "", &upstream.name);
+                headers::mark_response(&mut head.headers, None, &app.upstream_headers[index]);
                 head.headers.remove(X_LMLB_INSTANCE);
                 let body = UpstreamBody::new(
                     incoming,
