@@ -7,10 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::connection::PooledConnection;
+use super::connection::ResponseReader;
 use crate::scheduler::SlotGuard;
 use crate::telemetry::{Outcome, RequestRecord};
 
@@ -84,11 +83,10 @@ pub enum OnClientGone {
 /// until the upstream finishes, and fails the client's response (instead of ending it cleanly)
 /// when the upstream breaks off or stays silent longer than the idle timeout.
 pub struct UpstreamBody {
-    /// Taken by the drain task when the client leaves early.
-    inner: Option<Incoming>,
+    /// Reads the body off its connection, which goes back to the pool at a clean end. Taken by
+    /// the drain task when the client leaves early.
+    reader: Option<ResponseReader>,
     guard: Option<SlotGuard>,
-    /// The connection the body arrives on, which this body drives; back to the pool at a clean end.
-    connection: Option<PooledConnection>,
     idle_timeout: Duration,
     /// Armed only when the upstream has nothing ready, so a body that arrives at once costs no
     /// timer.
@@ -107,18 +105,16 @@ struct IdleTimeout(Duration);
 
 impl UpstreamBody {
     pub fn new(
-        inner: Incoming,
+        reader: ResponseReader,
         guard: Option<SlotGuard>,
-        connection: Option<PooledConnection>,
         idle_timeout: Duration,
         on_client_gone: OnClientGone,
         record: Option<RequestRecord>,
     ) -> UpstreamBody {
-        let finished = inner.is_end_stream();
+        let finished = reader.is_end();
         let mut body = UpstreamBody {
-            inner: Some(inner),
+            reader: Some(reader),
             guard,
-            connection,
             idle_timeout,
             timer: None,
             deadline: Instant::now() + idle_timeout,
@@ -136,10 +132,8 @@ impl UpstreamBody {
     fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
         self.guard = None;
-        if let Some(connection) = self.connection.take() {
-            if outcome == Outcome::Complete {
-                connection.release();
-            }
+        if let Some(mut reader) = self.reader.take() {
+            reader.release();
         }
         if let Some(record) = self.record.take() {
             record.finish(outcome);
@@ -156,19 +150,16 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if let Some(connection) = this.connection.as_mut() {
-            connection.poll_drive(cx);
-        }
-        let Some(inner) = this.inner.as_mut().filter(|_| !this.finished) else {
+        let Some(reader) = this.reader.as_mut().filter(|_| !this.finished) else {
             return Poll::Ready(None);
         };
-        match Pin::new(&mut *inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+        match reader.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
                 this.deadline = Instant::now() + this.idle_timeout;
-                if inner.is_end_stream() {
+                if reader.is_end() {
                     this.finish(Outcome::Complete);
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Poll::Ready(Some(Err(error))) => {
                 this.finish(Outcome::UpstreamBroke);
@@ -204,9 +195,10 @@ impl Body for UpstreamBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(SizeHint::default, Body::size_hint)
+        match self.reader.as_ref().and_then(ResponseReader::remaining) {
+            Some(remaining) => SizeHint::with_exact(remaining),
+            None => SizeHint::default(),
+        }
     }
 }
 
@@ -228,9 +220,8 @@ impl Drop for UpstreamBody {
         // The rest of the body is read by a task of its own, which frees the slot (and returns
         // the connection) when the upstream is done.
         let mut rest = UpstreamBody {
-            inner: self.inner.take(),
+            reader: self.reader.take(),
             guard: self.guard.take(),
-            connection: self.connection.take(),
             idle_timeout: self.idle_timeout,
             timer: None,
             deadline: self.deadline,

@@ -1,24 +1,21 @@
-//! Connections to upstreams, driven by the task of the request that uses them.
+//! Connections to upstreams, read and written by the task of the request that uses them.
 //!
 //! A pooled HTTP client usually runs each connection in a task of its own, so every request hands
-//! its head, response and body across tasks. Here the request's task polls the connection itself
-//! while it waits for the response and while it streams the body, and gives the connection back to
-//! a per-upstream list of idle connections when the body ends.
+//! its head, response and body across tasks through channels. Here the request's task writes the
+//! request and reads the response itself (framing in `http1`), and gives the connection back to a
+//! per-upstream list of idle connections when the body has been read to its end.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::io;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::http1::{self, BodyDecoder, Decoded, ResponseHead};
 use crate::client::CONNECT_TIMEOUT;
 use crate::config::UpstreamConfig;
 
@@ -29,34 +26,97 @@ const MAX_IDLE_PER_UPSTREAM: usize = 512;
 /// upstream has likely closed its end by then.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
-type Io = TokioIo<TcpStream>;
+/// Size of a connection's read buffer. Response heads and bodies are split off it without a copy,
+/// so one buffer serves several small responses before a new one is allocated.
+const READ_BUFFER: usize = 8 * 1024;
 
-/// One HTTP/1.1 connection to an upstream: the handle that sends requests and the state machine
-/// that performs the I/O, which the holder of the connection must poll.
+/// Free space below which the read buffer is replaced before the next read.
+const MIN_READ: usize = 1024;
+
+/// One HTTP/1.1 connection to an upstream and the bytes read from it but not yet used.
 pub struct UpstreamConnection {
-    sender: SendRequest<Full<Bytes>>,
-    driver: Connection<Io, Full<Bytes>>,
-    closed: bool,
+    stream: TcpStream,
+    buf: BytesMut,
 }
 
 impl UpstreamConnection {
-    /// Performs pending I/O; returns whether the connection has closed.
-    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.closed && Pin::new(&mut self.driver).poll(cx).is_ready() {
-            self.closed = true;
+    /// Checks, without a system call in the usual case, that an idle connection is still open: an
+    /// idle connection becomes readable only when the upstream closed it or sent stray bytes.
+    fn is_reusable(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+            }
         }
-        self.closed
     }
 
-    /// Polls `future` while driving the connection, until the future completes.
-    async fn drive<F: Future>(&mut self, future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        poll_fn(|cx| {
-            self.poll_drive(cx);
-            future.as_mut().poll(cx)
-        })
-        .await
+    /// Writes a request and reads until its response head is complete.
+    async fn exchange(
+        &mut self,
+        encoded: &[u8],
+        method: &Method,
+    ) -> Result<ResponseHead, SendError> {
+        self.stream.write_all(encoded).await.map_err(|error| {
+            SendError::BeforeResponse(format!("failed to send the request: {error}"))
+        })?;
+        loop {
+            match http1::parse_response_head(&mut self.buf, method) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(error) => return Err(SendError::Invalid(error.to_string())),
+            }
+            let read = std::future::poll_fn(|cx| self.poll_read(cx)).await;
+            match read {
+                Ok(0) if self.buf.is_empty() => {
+                    return Err(SendError::BeforeResponse(
+                        "the upstream closed the connection without a response".to_string(),
+                    ));
+                }
+                Ok(0) => {
+                    return Err(SendError::Invalid(
+                        "the upstream closed the connection within the response head".to_string(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) if self.buf.is_empty() => {
+                    return Err(SendError::BeforeResponse(format!(
+                        "failed to read the response: {error}"
+                    )));
+                }
+                Err(error) => {
+                    return Err(SendError::Invalid(format!(
+                        "failed to read the response: {error}"
+                    )));
+                }
+            }
+        }
     }
+
+    /// Reads what the socket has into the buffer; `Ok(0)` at the end of the stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_BUFFER);
+        }
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read_buf(&mut self.buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+/// The reason no response head came back on a connection.
+enum SendError {
+    /// Nothing of a response arrived: the request may be sent again on another connection.
+    BeforeResponse(String),
+    /// The upstream replied with something that is not a valid response.
+    Invalid(String),
 }
 
 /// Idle connections, one list per upstream in configuration order.
@@ -87,10 +147,7 @@ impl ConnectionPool {
     }
 
     /// Keeps a connection whose exchange ended cleanly for the next request.
-    pub fn put(&self, upstream: usize, connection: UpstreamConnection) {
-        if connection.closed {
-            return;
-        }
+    fn put(&self, upstream: usize, connection: UpstreamConnection) {
         let now = Instant::now();
         let mut idle = self.idle[upstream]
             .lock()
@@ -101,61 +158,41 @@ impl ConnectionPool {
         }
     }
 
-    /// [`ConnectionPool::send`] as a future that owns its arguments, so it can outlive its caller.
-    pub async fn send_owned(
+    /// Sends `request` to an upstream and waits for the response head. A reused connection that
+    /// fails before any of the response arrives (the upstream closed it while idle) is replaced
+    /// by a new one without counting as a failure.
+    pub async fn send(
         self: Arc<Self>,
         upstream: usize,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
-        self.send(upstream, request).await
-    }
-
-    /// Sends `request` to an upstream and waits for the response head, driving the connection
-    /// meanwhile. An idle connection that turns out closed is replaced by a new one without
-    /// counting as a failure.
-    pub async fn send(
-        &self,
-        upstream: usize,
-        mut request: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, UpstreamConnection), String> {
+        request: Request<Bytes>,
+    ) -> Result<(ResponseHead, ResponseReader), String> {
+        let encoded = http1::encode_request(&request);
+        let method = request.method();
         loop {
             let (mut connection, reused) = match self.take(upstream) {
-                Some(connection) => (connection, true),
+                Some(connection) if connection.is_reusable() => (connection, true),
+                Some(_) => continue,
                 None => (connect(&self.authorities[upstream]).await?, false),
             };
 
-            let ready = poll_ready(&mut connection).await;
-            if !ready {
-                if reused {
-                    continue;
+            match connection.exchange(&encoded, method).await {
+                Ok(head) => {
+                    let reader = ResponseReader {
+                        decoder: BodyDecoder::new(head.framing),
+                        keep_alive: head.keep_alive,
+                        connection: Some(connection),
+                        pool: Arc::clone(&self),
+                        upstream,
+                    };
+                    return Ok((head, reader));
                 }
-                return Err("the connection closed before the request was sent".to_string());
-            }
-
-            let response = connection.sender.try_send_request(request);
-            match connection.drive(response).await {
-                Ok(response) => return Ok((response, connection)),
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(error.into_error().to_string()),
-                },
+                Err(SendError::BeforeResponse(_)) if reused => continue,
+                Err(SendError::BeforeResponse(error) | SendError::Invalid(error)) => {
+                    return Err(error);
+                }
             }
         }
     }
-}
-
-/// Waits until the connection can take a request; `false` when it has closed.
-async fn poll_ready(connection: &mut UpstreamConnection) -> bool {
-    poll_fn(|cx| {
-        let closed = connection.poll_drive(cx);
-        match connection.sender.poll_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(true),
-            Poll::Ready(Err(_)) => Poll::Ready(false),
-            Poll::Pending if closed => Poll::Ready(false),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
 }
 
 async fn connect(authority: &str) -> Result<UpstreamConnection, String> {
@@ -169,42 +206,80 @@ async fn connect(authority: &str) -> Result<UpstreamConnection, String> {
         })?
         .map_err(|error| format!("failed to connect to {authority}: {error}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, driver) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|error| format!("HTTP handshake with {authority} failed: {error}"))?;
     Ok(UpstreamConnection {
-        sender,
-        driver,
-        closed: false,
+        stream,
+        buf: BytesMut::with_capacity(READ_BUFFER),
     })
 }
 
-/// A connection in use by one response body, returned to its pool when the body ends cleanly.
-pub struct PooledConnection {
+/// The reader of one response body off its connection. It gives the connection back to the
+/// pool when the body has ended cleanly and the connection can carry another request.
+pub struct ResponseReader {
+    decoder: BodyDecoder,
+    keep_alive: bool,
+    /// `None` once the body has ended or failed.
+    connection: Option<UpstreamConnection>,
     pool: Arc<ConnectionPool>,
     upstream: usize,
-    connection: UpstreamConnection,
 }
 
-impl PooledConnection {
-    pub fn new(
-        pool: Arc<ConnectionPool>,
-        upstream: usize,
-        connection: UpstreamConnection,
-    ) -> PooledConnection {
-        PooledConnection {
-            pool,
-            upstream,
-            connection,
+impl ResponseReader {
+    /// Returns the next piece of the body, `None` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            let Some(connection) = self.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match self.decoder.decode(&mut connection.buf) {
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Decoded::End) => {
+                    self.release();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => {}
+                Err(error) => return Poll::Ready(Some(Err(self.fail(error.to_string())))),
+            }
+
+            match ready!(connection.poll_read(cx)) {
+                Ok(0) => match self.decoder.at_eof() {
+                    Ok(()) => {
+                        self.connection = None;
+                        return Poll::Ready(None);
+                    }
+                    Err(error) => return Poll::Ready(Some(Err(self.fail(error.to_string())))),
+                },
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Some(Err(self.fail(error.to_string())))),
+            }
         }
     }
 
-    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> bool {
-        self.connection.poll_drive(cx)
+    /// Returns whether the body has been read to its end.
+    pub fn is_end(&self) -> bool {
+        self.decoder.is_done()
     }
 
-    /// Gives the connection back for reuse; dropping it instead closes it.
-    pub fn release(self) {
-        self.pool.put(self.upstream, self.connection);
+    /// Bytes of body still to come, when the upstream sent a length.
+    pub fn remaining(&self) -> Option<u64> {
+        self.decoder.remaining()
+    }
+
+    /// Gives the connection back once the body has ended, and does nothing before that.
+    pub fn release(&mut self) {
+        if !self.decoder.is_done() {
+            return;
+        }
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        // Bytes past the body's end mean the upstream and lmlb disagree on the framing.
+        if self.keep_alive && connection.buf.is_empty() {
+            self.pool.put(self.upstream, connection);
+        }
+    }
+
+    fn fail(&mut self, error: String) -> io::Error {
+        self.connection = None;
+        io::Error::new(io::ErrorKind::InvalidData, error)
     }
 }

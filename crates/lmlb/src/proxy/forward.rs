@@ -1,19 +1,17 @@
 //! One exchange with an upstream: build the request, send it, wait for the response head.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use std::pin::Pin;
-use std::sync::Arc;
 
-use super::body::OnClientGone;
-use super::body::UpstreamBody;
-use super::connection::{ConnectionPool, PooledConnection, UpstreamConnection};
+use super::body::{OnClientGone, UpstreamBody};
+use super::connection::{ConnectionPool, ResponseReader};
 use super::headers::{self, Peer, UpstreamHeaders};
+use super::http1::ResponseHead;
 use crate::scheduler::SlotGuard;
 
 /// The reason no response head came back.
@@ -34,7 +32,7 @@ pub fn build_request(
     peer: &Peer,
     upstream: &UpstreamHeaders,
     strip_client_auth: bool,
-) -> Result<Request<Full<Bytes>>, String> {
+) -> Result<Request<Bytes>, String> {
     if upstream.host.is_none() {
         return Err("invalid upstream address: not a valid Host header".to_string());
     }
@@ -46,7 +44,7 @@ pub fn build_request(
         body.len(),
     );
 
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = origin_form(&parts.uri)?;
     *request.headers_mut() = headers;
@@ -65,9 +63,9 @@ fn origin_form(uri: &Uri) -> Result<Uri, String> {
         .map_err(|e| format!("invalid request path: {e}"))
 }
 
-/// What a successful exchange hands on: the response head and body, the slot, and the
-/// connection that the body still needs.
-pub type Exchanged = (Response<Incoming>, Option<SlotGuard>, PooledConnection);
+/// What a successful exchange hands on: the response head, the slot, and the reader of the
+/// body, which owns the connection.
+pub type Exchanged = (Response<()>, Option<SlotGuard>, ResponseReader);
 
 /// Sends a request and waits up to `timeout` for the response head.
 ///
@@ -79,16 +77,14 @@ pub type Exchanged = (Response<Incoming>, Option<SlotGuard>, PooledConnection);
 pub async fn exchange(
     pool: &Arc<ConnectionPool>,
     upstream: usize,
-    request: Request<Full<Bytes>>,
+    request: Request<Bytes>,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,
 ) -> Result<Exchanged, Failure> {
-    let send = Arc::clone(pool).send_owned(upstream, request);
+    let send = Arc::clone(pool).send(upstream, request);
     let mut pending = Pending {
         future: Some(Box::pin(send)),
-        pool: Arc::clone(pool),
-        upstream,
         guard,
         timeout,
         finish_if_dropped,
@@ -99,12 +95,11 @@ pub async fn exchange(
     let mut guard = pending.guard.take();
 
     match outcome {
-        Ok(Ok((response, connection))) => {
+        Ok(Ok((head, reader))) => {
             if let Some(guard) = guard.as_mut() {
                 guard.mark_forwarded();
             }
-            let connection = PooledConnection::new(Arc::clone(pool), upstream, connection);
-            Ok((response, guard, connection))
+            Ok((head.response, guard, reader))
         }
         Ok(Err(error)) => Err(Failure::Unreachable { error, guard }),
         Err(_) => Err(Failure::Timeout),
@@ -112,13 +107,11 @@ pub async fn exchange(
 }
 
 type SendFuture =
-    Pin<Box<dyn Future<Output = Result<(Response<Incoming>, UpstreamConnection), String>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<(ResponseHead, ResponseReader), String>> + Send>>;
 
 /// An exchange waiting for its response head, with what it needs to finish alone.
 struct Pending {
     future: Option<SendFuture>,
-    pool: Arc<ConnectionPool>,
-    upstream: usize,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,
@@ -131,22 +124,12 @@ impl Drop for Pending {
         };
         let guard = self.guard.take();
         let timeout = self.timeout;
-        let pool = Arc::clone(&self.pool);
-        let upstream = self.upstream;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
-            if let Ok(Ok((response, connection))) = tokio::time::timeout(timeout, future).await {
-                let connection = PooledConnection::new(pool, upstream, connection);
-                let body = UpstreamBody::new(
-                    response.into_body(),
-                    guard,
-                    Some(connection),
-                    timeout,
-                    OnClientGone::Drain,
-                    None,
-                );
+            if let Ok(Ok((_, reader))) = tokio::time::timeout(timeout, future).await {
+                let body = UpstreamBody::new(reader, guard, timeout, OnClientGone::Drain, None);
                 drop(body);
             }
         });

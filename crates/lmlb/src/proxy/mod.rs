@@ -9,6 +9,7 @@ mod connection;
 mod endpoint;
 mod forward;
 mod headers;
+mod http1;
 pub mod rewrite;
 
 use std::error::Error as _;
@@ -140,7 +141,7 @@ async fn balance(
         )
         .await
         {
-            Ok((response, guard, connection)) => {
+            Ok((response, guard, reader)) => {
                 let record = record(
                     app,
                     &parts,
@@ -154,7 +155,7 @@ async fn balance(
                 );
                 return Ok(upstream_response(
                     app,
-                    (response, guard, connection),
+                    (response, guard, reader),
                     fields.stream,
                     record,
                     &instance,
@@ -233,13 +234,13 @@ fn record(
 
 fn upstream_response(
     app: &App,
-    (response, guard, connection): forward::Exchanged,
+    (response, guard, reader): forward::Exchanged,
     stream: bool,
     record: RequestRecord,
     instance: &str,
     upstream: usize,
 ) -> Response<ProxyBody> {
-    let (mut parts, incoming) = response.into_parts();
+    let (mut parts, ()) = response.into_parts();
     let instance = HeaderValue::from_str(instance).ok();
     headers::mark_response(
         &mut parts.headers,
@@ -252,9 +253,8 @@ fn upstream_response(
         OnClientGone::Drain
     };
     let body = UpstreamBody::new(
-        incoming,
+        reader,
         guard,
-        Some(connection),
         app.config.request_timeout,
         on_client_gone,
         Some(record),
@@ -360,14 +360,13 @@ pub async fn passthrough(
         )
         .await
         {
-            Ok((response, _, connection)) => {
-                let (mut head, incoming) = response.into_parts();
+            Ok((response, _, reader)) => {
+                let (mut head, ()) = response.into_parts();
                 headers::mark_response(&mut head.headers, None, &app.upstream_headers[index]);
                 head.headers.remove(X_LMLB_INSTANCE);
                 let body = UpstreamBody::new(
-                    incoming,
+                    reader,
                     None,
-                    Some(connection),
                     app.config.request_timeout,
                     OnClientGone::Close,
                     None,

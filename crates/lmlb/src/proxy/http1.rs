@@ -1,0 +1,571 @@
+//! HTTP/1.1 framing for requests to upstreams: the request head, the response head and the
+//! response body's framing (RFC 9112). These are pure functions over buffers, and the I/O is in
+//! `connection`.
+//!
+//! lmlb forwards each request over a connection that the request's own task reads and writes, so
+//! the request and its response pass no channel between tasks on the way.
+
+use std::io::Write;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+
+/// Response headers accepted from an upstream; more is an error.
+const MAX_HEADERS: usize = 128;
+
+/// The largest response head accepted from an upstream.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The largest chunk-size line accepted, extensions included.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// A response that an upstream framed in a way lmlb cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid response from the upstream: {0}")]
+pub struct FramingError(pub &'static str);
+
+/// Writes the request line, headers and body of `request` into one buffer.
+pub fn encode_request(request: &Request<Bytes>) -> Vec<u8> {
+    let body = request.body();
+    let headers = request.headers();
+    let size = 64
+        + body.len()
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let _ = write!(out, "{} {target} HTTP/1.1\r\n", request.method());
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// A parsed response head and how to read the body that follows it.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub response: Response<()>,
+    pub framing: Framing,
+    /// Whether the connection can carry another request once the body has been read.
+    pub keep_alive: bool,
+}
+
+/// The rule that finds the end of a response body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` bytes, or none at all.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// Parses a response head at the start of `buf` and removes it from `buf`.
+///
+/// Returns `Ok(None)` while the head is incomplete. Informational (1xx) responses are skipped.
+/// `method` is the request's, since a response to `HEAD` has no body whatever its headers state.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<ResponseHead>, FramingError> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let length = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                return Err(FramingError("the response head is too large"));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(FramingError("the response has too many headers"));
+            }
+            Err(_) => return Err(FramingError("the response head is malformed")),
+        };
+        let code = parsed.code.unwrap_or(0);
+        let version = parsed.version.unwrap_or(1);
+        if (100..200).contains(&code) && code != 101 {
+            buf.advance(length);
+            continue;
+        }
+
+        // Header values become slices of the head, so they are not copied.
+        let start = buf.as_ptr() as usize;
+        let mut fields = Vec::with_capacity(parsed.headers.len());
+        for slot in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(slot.name.as_bytes())
+                .map_err(|_| FramingError("a response header name is invalid"))?;
+            let from = slot.value.as_ptr() as usize - start;
+            fields.push((name, from, from + slot.value.len()));
+        }
+
+        let head = buf.split_to(length).freeze();
+        let mut headers = HeaderMap::with_capacity(fields.len() + 3);
+        for (name, from, to) in fields {
+            let value = HeaderValue::from_maybe_shared(head.slice(from..to))
+                .map_err(|_| FramingError("a response header value is invalid"))?;
+            headers.append(name, value);
+        }
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| FramingError("the response status is invalid"))?;
+        return head_from_parts(status, version, headers, method).map(Some);
+    }
+}
+
+fn head_from_parts(
+    status: StatusCode,
+    version: u8,
+    headers: HeaderMap,
+    method: &Method,
+) -> Result<ResponseHead, FramingError> {
+    let framing = framing(status, &headers, method)?;
+    // After 101 the connection speaks another protocol, which lmlb never requests.
+    let close = connection_has(&headers, "close") || status == StatusCode::SWITCHING_PROTOCOLS;
+    let keep_alive = match version {
+        1 => !close,
+        _ => !close && connection_has(&headers, "keep-alive"),
+    };
+
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = if version == 1 {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    *response.headers_mut() = headers;
+    Ok(ResponseHead {
+        response,
+        framing,
+        keep_alive: keep_alive && framing != Framing::UntilClose,
+    })
+}
+
+/// Finds the body's framing by the rules of RFC 9112, section 6.3, in their order.
+fn framing(
+    status: StatusCode,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Framing, FramingError> {
+    let bodiless = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        return Ok(Framing::Length(0));
+    }
+
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .next_back();
+        return Ok(match last {
+            Some(coding) if coding.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+            _ => Framing::UntilClose,
+        });
+    }
+
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = lengths.next() else {
+        return Ok(Framing::UntilClose);
+    };
+    let length = parse_length(first.as_bytes())?;
+    if lengths.any(|other| parse_length(other.as_bytes()).ok() != Some(length)) {
+        return Err(FramingError(
+            "the response has conflicting Content-Length headers",
+        ));
+    }
+    Ok(Framing::Length(length))
+}
+
+fn parse_length(value: &[u8]) -> Result<u64, FramingError> {
+    let invalid = FramingError("the response's Content-Length is invalid");
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(invalid);
+    }
+    value
+        .iter()
+        .try_fold(0u64, |total, digit| {
+            total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+        })
+        .ok_or(invalid)
+}
+
+/// Returns whether a `Connection` header lists `option`.
+fn connection_has(headers: &HeaderMap, option: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case(option))
+}
+
+/// A reader of one response body out of a buffer, piece by piece, by its framing.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    state: State,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Bytes left of a `Content-Length` body.
+    Length(u64),
+    /// Before a chunk-size line.
+    ChunkSize,
+    /// Bytes left of the current chunk's data.
+    ChunkData(u64),
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    /// Trailer lines after the last chunk, up to an empty line.
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+/// The result of one decoding step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Data(Bytes),
+    /// The buffer contains no complete piece, so more must be read.
+    NeedMore,
+    End,
+}
+
+impl BodyDecoder {
+    pub fn new(framing: Framing) -> BodyDecoder {
+        let state = match framing {
+            Framing::Length(0) => State::Done,
+            Framing::Length(length) => State::Length(length),
+            Framing::Chunked => State::ChunkSize,
+            Framing::UntilClose => State::UntilClose,
+        };
+        BodyDecoder { state }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Bytes of body still expected, when the framing gives a length.
+    pub fn remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Length(left) => Some(left),
+            State::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Takes the next piece of the body out of `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, FramingError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Decoded::End),
+                State::Length(left) => return Ok(self.take_data(buf, left, State::Done)),
+                State::ChunkData(left) => return Ok(self.take_data(buf, left, State::ChunkEnd)),
+                State::UntilClose if buf.is_empty() => return Ok(Decoded::NeedMore),
+                State::UntilClose => return Ok(Decoded::Data(buf.split().freeze())),
+                State::ChunkSize => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Decoded::NeedMore);
+                    };
+                    self.state = match parse_chunk_size(&line)? {
+                        0 => State::Trailers,
+                        size => State::ChunkData(size),
+                    };
+                }
+                State::ChunkEnd => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Decoded::NeedMore);
+                    };
+                    if !line.is_empty() {
+                        return Err(FramingError("a chunk is longer than its size"));
+                    }
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Decoded::NeedMore);
+                    };
+                    if line.is_empty() {
+                        self.state = State::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a body that runs until the connection closes. Any other body is cut short.
+    pub fn at_eof(&mut self) -> Result<(), FramingError> {
+        match self.state {
+            State::UntilClose | State::Done => {
+                self.state = State::Done;
+                Ok(())
+            }
+            _ => Err(FramingError("the upstream closed the connection mid-body")),
+        }
+    }
+
+    fn take_data(&mut self, buf: &mut BytesMut, left: u64, next: State) -> Decoded {
+        if buf.is_empty() {
+            return Decoded::NeedMore;
+        }
+        let take = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
+        let data = buf.split_to(take).freeze();
+        let left = left - take as u64;
+        self.state = match left {
+            0 => next,
+            _ => match self.state {
+                State::Length(_) => State::Length(left),
+                _ => State::ChunkData(left),
+            },
+        };
+        Decoded::Data(data)
+    }
+}
+
+/// Takes one CRLF-terminated line out of `buf`, without its line ending.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, FramingError> {
+    let Some(end) = buf.iter().position(|&byte| byte == b'\n') else {
+        if buf.len() > MAX_CHUNK_LINE {
+            return Err(FramingError("a chunk line is too long"));
+        }
+        return Ok(None);
+    };
+    let mut line = buf.split_to(end + 1);
+    line.truncate(end);
+    if line.last() == Some(&b'\r') {
+        line.truncate(end - 1);
+    }
+    Ok(Some(line))
+}
+
+/// Reads the hexadecimal size at the start of a chunk-size line, before any extension.
+fn parse_chunk_size(line: &[u8]) -> Result<u64, FramingError> {
+    let invalid = FramingError("a chunk size is invalid");
+    let digits = line
+        .split(|&byte| byte == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(invalid);
+    }
+    digits.iter().try_fold(0u64, |size, &digit| {
+        let value = (digit as char)
+            .to_digit(16)
+            .ok_or(FramingError("a chunk size is invalid"))?;
+        Ok(size * 16 + u64::from(value))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str, method: &Method) -> ResponseHead {
+        let mut buf = BytesMut::from(text);
+        parse_response_head(&mut buf, method)
+            .expect("valid head")
+            .expect("complete head")
+    }
+
+    fn decode_all(framing: Framing, input: &[&[u8]]) -> Result<Vec<u8>, FramingError> {
+        let mut decoder = BodyDecoder::new(framing);
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        for piece in input {
+            buf.extend_from_slice(piece);
+            loop {
+                match decoder.decode(&mut buf)? {
+                    Decoded::Data(data) => body.extend_from_slice(&data),
+                    Decoded::NeedMore => break,
+                    Decoded::End => return Ok(body),
+                }
+            }
+        }
+        decoder.at_eof()?;
+        Ok(body)
+    }
+
+    #[test]
+    fn request_head_and_body() {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/chat/completions?x=1")
+            .header("host", "127.0.0.1:1234")
+            .header("content-length", "2")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap();
+        let encoded = encode_request(&request);
+        assert_eq!(
+            encoded,
+            b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:1234\r\ncontent-length: 2\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn head_with_length() {
+        let parsed = head(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n",
+            &Method::POST,
+        );
+        assert_eq!(parsed.response.status(), StatusCode::OK);
+        assert_eq!(
+            parsed.response.headers()["content-type"],
+            "application/json"
+        );
+        assert_eq!(parsed.framing, Framing::Length(12));
+        assert!(parsed.keep_alive);
+    }
+
+    #[test]
+    fn head_incomplete_then_complete() {
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Len");
+        assert!(
+            parse_response_head(&mut buf, &Method::GET)
+                .unwrap()
+                .is_none()
+        );
+        buf.extend_from_slice(b"gth: 0\r\n\r\nNEXT");
+        let parsed = parse_response_head(&mut buf, &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.framing, Framing::Length(0));
+        assert_eq!(&buf[..], b"NEXT", "the body's bytes stay in the buffer");
+    }
+
+    #[test]
+    fn informational_responses_skipped() {
+        let parsed = head(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            &Method::POST,
+        );
+        assert_eq!(parsed.response.status(), StatusCode::CREATED);
+    }
+
+    #[test]
+    fn chunked_wins_over_length() {
+        let parsed = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &Method::POST,
+        );
+        assert_eq!(parsed.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn bodiless_responses() {
+        let to_head = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+            &Method::HEAD,
+        );
+        assert_eq!(to_head.framing, Framing::Length(0));
+        let no_content = head("HTTP/1.1 204 No Content\r\n\r\n", &Method::DELETE);
+        assert_eq!(no_content.framing, Framing::Length(0));
+        assert!(no_content.keep_alive);
+    }
+
+    #[test]
+    fn close_delimited_not_reused() {
+        let parsed = head(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+            &Method::GET,
+        );
+        assert_eq!(parsed.framing, Framing::UntilClose);
+        assert!(!parsed.keep_alive);
+    }
+
+    #[test]
+    fn connection_close_not_reused() {
+        let parsed = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(!parsed.keep_alive);
+        let old = head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &Method::GET);
+        assert!(!old.keep_alive);
+        let old_kept = head(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(old_kept.keep_alive);
+    }
+
+    #[test]
+    fn invalid_heads_rejected() {
+        let cases = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ];
+        for case in cases {
+            let mut buf = BytesMut::from(case);
+            assert!(
+                parse_response_head(&mut buf, &Method::GET).is_err(),
+                "accepted {case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_head_rejected() {
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\n");
+        buf.extend_from_slice(&vec![b'x'; MAX_HEAD_BYTES + 1]);
+        assert!(parse_response_head(&mut buf, &Method::GET).is_err());
+    }
+
+    #[test]
+    fn length_body_in_pieces() {
+        let body = decode_all(Framing::Length(11), &[b"hello", b" wor", b"ld"]).unwrap();
+        assert_eq!(body, b"hello world");
+    }
+
+    #[test]
+    fn length_body_cut_short() {
+        assert!(decode_all(Framing::Length(11), &[b"hello"]).is_err());
+    }
+
+    #[test]
+    fn chunked_body_split_anywhere() {
+        let wire: &[u8] = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n";
+        for split in 0..wire.len() {
+            let (first, second) = wire.split_at(split);
+            let body = decode_all(Framing::Chunked, &[first, second]).unwrap();
+            assert_eq!(body, b"hello world", "split at {split}");
+        }
+    }
+
+    #[test]
+    fn chunked_body_cut_short() {
+        assert!(decode_all(Framing::Chunked, &[b"5\r\nhel"]).is_err());
+        assert!(decode_all(Framing::Chunked, &[b"5\r\nhello\r\n"]).is_err());
+    }
+
+    #[test]
+    fn chunked_body_invalid() {
+        assert!(decode_all(Framing::Chunked, &[b"zz\r\n"]).is_err());
+        assert!(decode_all(Framing::Chunked, &[b"2\r\nabc\r\n"]).is_err());
+    }
+
+    #[test]
+    fn close_delimited_body() {
+        let body = decode_all(Framing::UntilClose, &[b"data: 1\n\n", b"data: 2\n\n"]).unwrap();
+        assert_eq!(body, b"data: 1\n\ndata: 2\n\n");
+    }
+}
