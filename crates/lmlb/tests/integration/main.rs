@@ -6,6 +6,7 @@ mod common;
 mod disconnect;
 mod endpoints;
 mod errors;
+mod framing;
 mod lifecycle;
 mod streaming;
 mod upstreams;
