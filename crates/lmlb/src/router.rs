@@ -10,18 +10,20 @@ use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, Peer, ProxyBody};
 
 pub async fn route(app: &App, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
-    if !app.config.cors {
-        return dispatch(app, request, peer).await;
-    }
+    let cors = app.config.cors;
     let preflight = request.method() == Method::OPTIONS
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
+    if cors && preflight {
         return cors::preflight(&request);
     }
+
+    // One await point only: each one would get its own copy of the dispatch future's state.
     let mut response = dispatch(app, request, peer).await;
-    cors::allow_any_origin(response.headers_mut());
+    if cors {
+        cors::allow_any_origin(response.headers_mut());
+    }
     response
 }
 
@@ -43,7 +45,7 @@ async fn dispatch(app: &App, request: Request<Incoming>, peer: &Peer) -> Respons
             "/api/v0/models" => return api::v0_models(app).await,
             _ if path.starts_with("/api/v0/models/") => {
                 let path = path.to_string();
-                return api::v0_model(app, &path).await;
+                return Box::pin(api::v0_model(app, &path)).await;
             }
             _ => {}
         }
@@ -54,7 +56,7 @@ async fn dispatch(app: &App, request: Request<Incoming>, peer: &Peer) -> Respons
     {
         return proxy::balanced(app, request, endpoint, peer).await;
     }
-    proxy::passthrough(app, request, peer).await
+    Box::pin(proxy::passthrough(app, request, peer)).await
 }
 
 /// Paths served without lmlb's API key: the liveness check and the dashboard page (which sends

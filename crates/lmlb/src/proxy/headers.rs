@@ -157,8 +157,8 @@ pub fn mark_response(
     upstream: &UpstreamHeaders,
 ) {
     strip_hop_by_hop(headers);
-    // Room for these two and the CORS header, so the map does not grow twice.
-    headers.reserve(3);
+    // Room for these two and the two CORS headers, so the map grows at most once.
+    headers.reserve(4);
     if let Some(value) = instance {
         headers.insert(X_LMLB_INSTANCE, value);
     }

@@ -6,13 +6,14 @@
 //! the request and its response pass no channel between tasks on the way.
 
 use std::io::Write;
+use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
 /// Response headers accepted from an upstream; more is an error.
-const MAX_HEADERS: usize = 128;
+const MAX_HEADERS: usize = 100;
 
 /// The largest response head accepted from an upstream.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -79,9 +80,15 @@ pub fn parse_response_head(
     method: &Method,
 ) -> Result<Option<ResponseHead>, FramingError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let length = match parsed.parse(buf) {
+        // Uninitialized, because filling the slots first would cost more than parsing.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let parse = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buf,
+            &mut slots,
+        );
+        let length = match parse {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
                 return Err(FramingError("the response head is too large"));
@@ -110,7 +117,9 @@ pub fn parse_response_head(
         }
 
         let head = buf.split_to(length).freeze();
-        let mut headers = HeaderMap::with_capacity(fields.len() + 3);
+        // Room for the headers lmlb adds to every response (`x-lmlb-*` and CORS), so the map
+        // does not grow on the way out.
+        let mut headers = HeaderMap::with_capacity(fields.len() + 4);
         for (name, from, to) in fields {
             let value = HeaderValue::from_maybe_shared(head.slice(from..to))
                 .map_err(|_| FramingError("a response header value is invalid"))?;
