@@ -11,11 +11,11 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request};
+use http::Method;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::http1::{self, BodyDecoder, Decoded, ResponseHead};
+use super::http1::{self, BodyDecoder, Decoded, Outgoing, ResponseHead};
 use crate::client::CONNECT_TIMEOUT;
 use crate::config::UpstreamConfig;
 
@@ -164,10 +164,9 @@ impl ConnectionPool {
     pub async fn send(
         self: Arc<Self>,
         upstream: usize,
-        request: Request<Bytes>,
+        request: Outgoing,
     ) -> Result<(ResponseHead, ResponseReader), String> {
-        let encoded = http1::encode_request(&request);
-        let method = request.method();
+        let (encoded, method) = (&request.bytes, &request.method);
         loop {
             let (mut connection, reused) = match self.take(upstream) {
                 Some(connection) if connection.is_reusable() => (connection, true),
@@ -175,7 +174,7 @@ impl ConnectionPool {
                 None => (connect(&self.authorities[upstream]).await?, false),
             };
 
-            match connection.exchange(&encoded, method).await {
+            match connection.exchange(encoded, method).await {
                 Ok(head) => {
                     let reader = ResponseReader {
                         decoder: BodyDecoder::new(head.framing),

@@ -4,14 +4,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use http::Response;
 use http::request::Parts;
-use http::{Request, Response, Uri};
+use http::uri::PathAndQuery;
 
 use super::body::{OnClientGone, UpstreamBody};
 use super::connection::{ConnectionPool, ResponseReader};
 use super::headers::{self, Peer, UpstreamHeaders};
-use super::http1::ResponseHead;
+use super::http1::{self, Outgoing, ResponseHead};
 use crate::scheduler::SlotGuard;
 
 /// The reason no response head came back.
@@ -28,39 +28,32 @@ pub enum Failure {
 /// Builds the upstream request from the client's request head and the (rewritten) body.
 pub fn build_request(
     parts: &Parts,
-    body: Bytes,
+    body: &[u8],
     peer: &Peer,
     upstream: &UpstreamHeaders,
     strip_client_auth: bool,
-) -> Result<Request<Bytes>, String> {
+) -> Result<Outgoing, String> {
     if upstream.host.is_none() {
         return Err("invalid upstream address: not a valid Host header".to_string());
     }
-    let headers = headers::prepare_request(
+    // Origin form, as a server expects it; the upstream's address goes in `Host`.
+    let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let capacity = 256 + body.len() + parts.headers.len() * 48;
+
+    let mut bytes = http1::start_request(&parts.method, target, capacity);
+    headers::write_request_headers(
+        &mut bytes,
         &parts.headers,
         peer,
         upstream,
         strip_client_auth,
         body.len(),
     );
-
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = origin_form(&parts.uri)?;
-    *request.headers_mut() = headers;
-    Ok(request)
-}
-
-/// Returns the request target in origin form (path and query), as a server expects it; the
-/// upstream's address goes in `Host`.
-fn origin_form(uri: &Uri) -> Result<Uri, String> {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return Ok(uri.clone());
-    }
-    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    path_and_query
-        .parse()
-        .map_err(|e| format!("invalid request path: {e}"))
+    http1::finish_request(&mut bytes, body);
+    Ok(Outgoing {
+        method: parts.method.clone(),
+        bytes,
+    })
 }
 
 /// What a successful exchange hands on: the response head, the slot, and the reader of the
@@ -77,7 +70,7 @@ pub type Exchanged = (Response<()>, Option<SlotGuard>, ResponseReader);
 pub async fn exchange(
     pool: &Arc<ConnectionPool>,
     upstream: usize,
-    request: Request<Bytes>,
+    request: Outgoing,
     guard: Option<SlotGuard>,
     timeout: Duration,
     finish_if_dropped: bool,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::http1;
 use crate::config::UpstreamConfig;
 
 /// Headers that describe one connection, not the message (RFC 9110, section 7.6.1).
@@ -79,6 +80,13 @@ impl Peer {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the few headers of a typical message costs less than a lookup per name.
+    let any = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || *name == header::UPGRADE);
+    if !any {
+        return;
+    }
     for name in named_by_connection(headers).iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
@@ -96,17 +104,18 @@ fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Builds the upstream request's headers from the client's.
+/// Writes the upstream request's header lines, built from the client's headers.
 ///
 /// Hop-by-hop headers stay behind, and `strip_client_auth` removes the client's credentials when
 /// they were lmlb's own API key. The upstream's token, when it has one, replaces `Authorization`.
-pub fn prepare_request(
+pub fn write_request_headers(
+    out: &mut Vec<u8>,
     client: &HeaderMap,
     peer: &Peer,
     upstream: &UpstreamHeaders,
     strip_client_auth: bool,
     body_len: usize,
-) -> HeaderMap {
+) {
     let named = named_by_connection(client);
     let skip_authorization = strip_client_auth || upstream.authorization.is_some();
     let skipped = |name: &HeaderName| {
@@ -118,22 +127,24 @@ pub fn prepare_request(
             || (strip_client_auth && *name == X_API_KEY)
     };
 
-    let mut headers = HeaderMap::with_capacity(client.len() + 4);
     for (name, value) in client {
         if !skipped(name) {
-            headers.append(name.clone(), value.clone());
+            http1::write_header(out, name.as_str(), value.as_bytes());
         }
     }
 
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    headers.insert(X_FORWARDED_FOR, forwarded_for(client, peer));
+    http1::write_header(out, "content-length", body_len.to_string().as_bytes());
+    http1::write_header(
+        out,
+        "x-forwarded-for",
+        forwarded_for(client, peer).as_bytes(),
+    );
     if let Some(host) = &upstream.host {
-        headers.insert(header::HOST, host.clone());
+        http1::write_header(out, "host", host.as_bytes());
     }
     if let Some(authorization) = &upstream.authorization {
-        headers.insert(header::AUTHORIZATION, authorization.clone());
+        http1::write_header(out, "authorization", authorization.as_bytes());
     }
-    headers
 }
 
 /// Appends the client's address to the `X-Forwarded-For` chain that it sent, if any.
@@ -194,14 +205,34 @@ mod tests {
         assert!(headers.contains_key(header::CONTENT_TYPE));
     }
 
+    /// Returns the forwarded header lines as (name, value) pairs, in order.
     fn prepare(
         client: &HeaderMap,
         upstream: &UpstreamConfig,
         strip: bool,
         len: usize,
-    ) -> HeaderMap {
+    ) -> Vec<(String, String)> {
         let peer = Peer::new("127.0.0.1:5000".parse().unwrap());
-        prepare_request(client, &peer, &UpstreamHeaders::new(upstream), strip, len)
+        let mut out = Vec::new();
+        let upstream = UpstreamHeaders::new(upstream);
+        write_request_headers(&mut out, client, &peer, &upstream, strip, len);
+        String::from_utf8(out)
+            .unwrap()
+            .split_terminator("\r\n")
+            .map(|line| {
+                let (name, value) = line.split_once(": ").expect("a header line");
+                (name.to_string(), value.to_string())
+            })
+            .collect()
+    }
+
+    /// Returns every value of `name` among the forwarded headers.
+    fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        headers
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
     }
 
     fn local_upstream() -> UpstreamConfig {
@@ -226,20 +257,21 @@ mod tests {
         client.append("x-trace", HeaderValue::from_static("b"));
 
         let headers = prepare(&client, &local_upstream(), false, 2);
-        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
             [
                 "content-type",
+                "x-trace",
                 "x-trace",
                 "content-length",
                 "x-forwarded-for",
                 "host"
             ]
         );
-        let traces: Vec<_> = headers.get_all("x-trace").iter().collect();
-        assert_eq!(traces, ["a", "b"]);
-        assert_eq!(headers[header::HOST], "127.0.0.1:1");
+        assert_eq!(values(&headers, "x-trace"), ["a", "b"]);
+        assert_eq!(values(&headers, "host"), ["127.0.0.1:1"]);
+        assert_eq!(values(&headers, "content-length"), ["2"]);
     }
 
     #[test]
@@ -247,8 +279,8 @@ mod tests {
         let mut client = HeaderMap::new();
         client.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         let headers = prepare(&client, &local_upstream(), false, 7);
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(headers[header::CONTENT_LENGTH], "7");
+        assert_eq!(values(&headers, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
+        assert_eq!(values(&headers, "content-length"), ["7"]);
     }
 
     #[test]
@@ -257,14 +289,16 @@ mod tests {
         client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
         let headers = prepare(&client, &local_upstream(), false, 0);
-        let values: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
-        assert_eq!(values, ["10.0.0.1, 10.0.0.2, 127.0.0.1"]);
+        assert_eq!(
+            values(&headers, "x-forwarded-for"),
+            ["10.0.0.1, 10.0.0.2, 127.0.0.1"]
+        );
     }
 
     #[test]
     fn forwarded_for_without_previous() {
         let headers = prepare(&HeaderMap::new(), &local_upstream(), false, 0);
-        assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(values(&headers, "x-forwarded-for"), ["127.0.0.1"]);
     }
 
     #[test]
@@ -274,9 +308,9 @@ mod tests {
         client.insert(header::HOST, HeaderValue::from_static("localhost:4321"));
         client.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3000"));
         let headers = prepare(&client, &local_upstream(), false, 3000);
-        assert!(!headers.contains_key(header::EXPECT));
-        assert_eq!(headers[header::HOST], "127.0.0.1:1");
-        assert_eq!(headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
+        assert!(values(&headers, "expect").is_empty());
+        assert_eq!(values(&headers, "host"), ["127.0.0.1:1"]);
+        assert_eq!(values(&headers, "content-length"), ["3000"]);
     }
 
     #[test]
@@ -290,8 +324,8 @@ mod tests {
         );
         client.insert(X_API_KEY, HeaderValue::from_static("lmlb-key"));
         let headers = prepare(&client, &upstream, true, 0);
-        assert_eq!(headers[header::AUTHORIZATION], "Bearer lm-token");
-        assert!(!headers.contains_key(X_API_KEY));
+        assert_eq!(values(&headers, "authorization"), ["Bearer lm-token"]);
+        assert!(values(&headers, "x-api-key").is_empty());
     }
 
     #[test]
@@ -304,8 +338,7 @@ mod tests {
             HeaderValue::from_static("Bearer for-lm-studio"),
         );
         let headers = prepare(&client, &upstream, false, 0);
-        let values: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
-        assert_eq!(values, ["Bearer lm-token"]);
+        assert_eq!(values(&headers, "authorization"), ["Bearer lm-token"]);
     }
 
     #[test]
@@ -317,7 +350,7 @@ mod tests {
         );
         client.insert(X_API_KEY, HeaderValue::from_static("for-anthropic"));
         let headers = prepare(&client, &local_upstream(), false, 0);
-        assert_eq!(headers[header::AUTHORIZATION], "Bearer for-lm-studio");
-        assert_eq!(headers[X_API_KEY], "for-anthropic");
+        assert_eq!(values(&headers, "authorization"), ["Bearer for-lm-studio"]);
+        assert_eq!(values(&headers, "x-api-key"), ["for-anthropic"]);
     }
 }

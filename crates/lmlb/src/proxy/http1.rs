@@ -5,12 +5,11 @@
 //! lmlb forwards each request over a connection that the request's own task reads and writes, so
 //! the request and its response pass no channel between tasks on the way.
 
-use std::io::Write;
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 
 /// Response headers accepted from an upstream; more is an error.
 const MAX_HEADERS: usize = 100;
@@ -26,29 +25,35 @@ const MAX_CHUNK_LINE: usize = 4096;
 #[error("invalid response from the upstream: {0}")]
 pub struct FramingError(pub &'static str);
 
-/// Writes the request line, headers and body of `request` into one buffer.
-pub fn encode_request(request: &Request<Bytes>) -> Vec<u8> {
-    let body = request.body();
-    let headers = request.headers();
-    let size = 64
-        + body.len()
-        + headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+/// A request ready to be written to an upstream.
+pub struct Outgoing {
+    pub method: Method,
+    /// Request line, headers and body.
+    pub bytes: Vec<u8>,
+}
 
-    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let _ = write!(out, "{} {target} HTTP/1.1\r\n", request.method());
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+/// Starts a request with its request line; header lines and the body follow.
+pub fn start_request(method: &Method, target: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out
+}
+
+/// Writes one header line.
+pub fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends the header section and appends the body.
+pub fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
-    out
 }
 
 /// A parsed response head and how to read the body that follows it.
@@ -414,16 +419,12 @@ mod tests {
 
     #[test]
     fn request_head_and_body() {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/v1/chat/completions?x=1")
-            .header("host", "127.0.0.1:1234")
-            .header("content-length", "2")
-            .body(Bytes::from_static(b"{}"))
-            .unwrap();
-        let encoded = encode_request(&request);
+        let mut out = start_request(&Method::POST, "/v1/chat/completions?x=1", 0);
+        write_header(&mut out, "host", b"127.0.0.1:1234");
+        write_header(&mut out, "content-length", b"2");
+        finish_request(&mut out, b"{}");
         assert_eq!(
-            encoded,
+            out,
             b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:1234\r\ncontent-length: 2\r\n\r\n{}"
         );
     }

@@ -120,7 +120,7 @@ async fn balance(
         let rewritten = rewrite::rewrite_model(&body, &fields.model_span, guard.instance());
         let request = forward::build_request(
             &parts,
-            rewritten,
+            &rewritten,
             peer,
             &app.upstream_headers[upstream_index],
             app.requires_key(),
@@ -285,7 +285,6 @@ fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiEr
 
 /// Claims a slot for `target`, waiting in its queue up to the queue timeout.
 async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duration), ApiError> {
-    let started = Instant::now();
     let mut ticket = match app.scheduler.acquire(target) {
         Acquire::Granted(guard) => return Ok((guard, Duration::ZERO)),
         Acquire::Queued(ticket) => ticket,
@@ -303,6 +302,7 @@ async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duratio
         }
     };
 
+    let started = Instant::now();
     let timeout = app.scheduler.limits_for(target).timeout;
     match tokio::time::timeout(timeout, ticket.granted()).await {
         Ok(Ok(guard)) => Ok((guard, started.elapsed())),
@@ -342,7 +342,7 @@ pub async fn passthrough(
         let upstream = app.catalog.upstream(index);
         let request = match forward::build_request(
             &parts,
-            body.clone(),
+            &body,
             peer,
             &app.upstream_headers[index],
             app.requires_key(),
