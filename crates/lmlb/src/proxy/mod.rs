@@ -16,10 +16,11 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -314,15 +315,40 @@ async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duratio
     }
 }
 
-/// Reads a request body of at most `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(error) => Err(ApiError::invalid(format!(
-            "failed to read the request body: {error}"
-        ))),
+/// Reads a request body of at most `limit` bytes. A body that arrives in one frame, as small
+/// ones do, is kept as it is, without a copy.
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge { limit };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
     }
+
+    let mut single = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            ApiError::invalid(format!("failed to read the request body: {error}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let read = joined.as_ref().map_or(single.len(), BytesMut::len);
+        if read + data.len() > limit {
+            return Err(too_large());
+        }
+
+        if let Some(joined) = &mut joined {
+            joined.extend_from_slice(&data);
+        } else if single.is_empty() {
+            single = data;
+        } else {
+            let mut first = BytesMut::with_capacity(single.len() + data.len());
+            first.extend_from_slice(&single);
+            first.extend_from_slice(&data);
+            joined = Some(first);
+        }
+    }
+    Ok(joined.map_or(single, BytesMut::freeze))
 }
 
 /// Forwards a request that is not balanced to a healthy upstream, unchanged.

@@ -4,8 +4,12 @@
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ApiError;
 
@@ -22,9 +26,71 @@ pub struct RequestFields {
 /// The only fields lmlb deserializes; serde skips (and thereby validates) everything else, and
 /// rejects a duplicated `model`.
 #[derive(Deserialize)]
-struct Envelope {
-    model: Option<Value>,
-    stream: Option<Value>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    model: Option<Field<'a>>,
+    stream: Option<Field<'a>>,
+}
+
+/// A field's value as far as lmlb cares: a string, `true`, or anything else.
+enum Field<'a> {
+    Text(Cow<'a, str>),
+    True,
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+struct FieldVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Field<'a>, E> {
+        Ok(Field::Text(Cow::Borrowed(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Field<'a>, E> {
+        Ok(Field::Text(Cow::Owned(value.to_string())))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Field<'a>, E> {
+        Ok(if value { Field::True } else { Field::Other })
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Field<'a>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Field<'a>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Field<'a>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Field<'a>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'a>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'a>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
 }
 
 /// Validates a body and reads its `model` and `stream` fields.
@@ -47,7 +113,7 @@ pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))?;
     let model = match envelope.model {
-        Some(Value::String(model)) => model,
+        Some(Field::Text(model)) => model.into_owned(),
         Some(_) => {
             return Err(ApiError::invalid_model(
                 "the \"model\" field must be a string",
@@ -64,7 +130,7 @@ pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
 
     Ok(RequestFields {
         model,
-        stream: envelope.stream == Some(Value::Bool(true)),
+        stream: matches!(envelope.stream, Some(Field::True)),
         model_span,
     })
 }
