@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::http1::{self, BodyDecoder, Decoded, Outgoing, ResponseHead};
@@ -101,13 +101,10 @@ impl UpstreamConnection {
         if self.buf.capacity() - self.buf.len() < MIN_READ {
             self.buf.reserve(READ_BUFFER);
         }
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read_buf(&mut self.buf) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        // Through `AsyncRead` rather than `try_read_buf`: a read that leaves the buffer partly
+        // empty then marks the socket drained, so `is_reusable` needs no system call later.
+        // Dropping the future when it is pending loses nothing, as it has read nothing yet.
+        std::pin::pin!(self.stream.read_buf(&mut self.buf)).poll(cx)
     }
 }
 
