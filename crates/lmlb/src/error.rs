@@ -27,6 +27,10 @@ pub enum ApiError {
     #[error("request body exceeds the maximum payload size of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
+    /// The request head is larger than lmlb reads, or has too many headers.
+    #[error("the request head exceeds 64 KiB or 100 header lines")]
+    HeadTooLarge,
+
     /// The bearer key is missing or not one of the configured keys.
     #[error("invalid or missing API key; send it as \"Authorization: Bearer KEY\"")]
     Unauthorized,
@@ -77,6 +81,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::QueueFull { .. }
             | ApiError::QueueTimeout { .. }
@@ -91,7 +96,8 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. }
             | ApiError::ModelNotFound { .. }
-            | ApiError::PayloadTooLarge { .. } => "invalid_request_error",
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::HeadTooLarge => "invalid_request_error",
             ApiError::Unauthorized => "authentication_error",
             ApiError::QueueFull { .. } | ApiError::QueueTimeout { .. } => "rate_limit_error",
             ApiError::UpstreamUnavailable(_)
@@ -106,6 +112,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::HeadTooLarge => "header_too_large",
             ApiError::Unauthorized => "invalid_api_key",
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::QueueTimeout { .. } => "queue_timeout",

@@ -1,7 +1,7 @@
 //! Dispatches each request to lmlb's own endpoints, the balancer or the pass-through.
 
+use bytes::Bytes;
 use http::{Method, Request, Response, header};
-use hyper::body::Incoming;
 
 use crate::api;
 use crate::app::App;
@@ -9,7 +9,7 @@ use crate::cors;
 use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, Peer, ProxyBody};
 
-pub async fn route(app: &App, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+pub async fn route(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
     let cors = app.config.cors;
     let preflight = request.method() == Method::OPTIONS
         && request
@@ -27,7 +27,7 @@ pub async fn route(app: &App, request: Request<Incoming>, peer: &Peer) -> Respon
     response
 }
 
-async fn dispatch(app: &App, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+async fn dispatch(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
     let method = request.method();
     let path = request.uri().path();
 
@@ -66,7 +66,7 @@ fn is_public(method: &Method, path: &str) -> bool {
 }
 
 /// Accepts `Authorization: Bearer KEY`, or `x-api-key: KEY` as Anthropic clients send it.
-fn has_valid_key(app: &App, request: &Request<Incoming>) -> bool {
+fn has_valid_key(app: &App, request: &Request<Bytes>) -> bool {
     let headers = request.headers();
     let bearer = headers
         .get(header::AUTHORIZATION)

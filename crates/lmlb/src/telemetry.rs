@@ -90,7 +90,9 @@ impl Default for Metrics {
 impl Metrics {
     pub fn count_rejection(&self, code: &str) {
         let counter = match code {
-            "invalid_request" | "payload_too_large" | "invalid_api_key" => &self.rejected_invalid,
+            "invalid_request" | "payload_too_large" | "header_too_large" | "invalid_api_key" => {
+                &self.rejected_invalid
+            }
             "model_not_found" => &self.rejected_unknown_model,
             "queue_full" => &self.rejected_queue_full,
             "queue_timeout" => &self.rejected_queue_timeout,

@@ -179,49 +179,67 @@ fn framing(
         return Ok(Framing::Length(0));
     }
 
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .next_back();
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => Framing::Chunked,
-            _ => Framing::UntilClose,
-        });
+    match ends_chunked(headers) {
+        Some(true) => return Ok(Framing::Chunked),
+        Some(false) => return Ok(Framing::UntilClose),
+        None => {}
     }
-
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let Some(first) = lengths.next() else {
-        return Ok(Framing::UntilClose);
-    };
-    let length = parse_length(first.as_bytes())?;
-    if lengths.any(|other| parse_length(other.as_bytes()).ok() != Some(length)) {
-        return Err(FramingError(
+    match content_length(headers) {
+        Ok(Some(length)) => Ok(Framing::Length(length)),
+        Ok(None) => Ok(Framing::UntilClose),
+        Err(LengthError::Invalid) => Err(FramingError("the response's Content-Length is invalid")),
+        Err(LengthError::Conflicting) => Err(FramingError(
             "the response has conflicting Content-Length headers",
-        ));
+        )),
     }
-    Ok(Framing::Length(length))
 }
 
-fn parse_length(value: &[u8]) -> Result<u64, FramingError> {
-    let invalid = FramingError("the response's Content-Length is invalid");
+/// Returns whether the last transfer coding is `chunked`, or `None` without `Transfer-Encoding`.
+pub(crate) fn ends_chunked(headers: &HeaderMap) -> Option<bool> {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let last = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .next_back();
+    Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")))
+}
+
+/// A `Content-Length` that does not give one body length.
+pub(crate) enum LengthError {
+    Invalid,
+    Conflicting,
+}
+
+/// Reads `Content-Length`, which may repeat only with the same value.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LengthError> {
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = lengths.next() else {
+        return Ok(None);
+    };
+    let length = parse_length(first.as_bytes()).ok_or(LengthError::Invalid)?;
+    if lengths.any(|other| parse_length(other.as_bytes()) != Some(length)) {
+        return Err(LengthError::Conflicting);
+    }
+    Ok(Some(length))
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(invalid);
+        return None;
     }
-    value
-        .iter()
-        .try_fold(0u64, |total, digit| {
-            total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-        })
-        .ok_or(invalid)
+    value.iter().try_fold(0u64, |total, digit| {
+        total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 /// Returns whether a `Connection` header lists `option`.
-fn connection_has(headers: &HeaderMap, option: &str) -> bool {
+pub(crate) fn connection_has(headers: &HeaderMap, option: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()

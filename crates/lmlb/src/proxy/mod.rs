@@ -9,19 +9,16 @@ mod connection;
 mod endpoint;
 mod forward;
 mod headers;
-mod http1;
+pub(crate) mod http1;
 pub mod rewrite;
 
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
-use http_body::Body as _;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
@@ -52,7 +49,7 @@ pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> Strin
 /// Handles a request to a balanced endpoint.
 pub async fn balanced(
     app: &App,
-    request: Request<Incoming>,
+    request: Request<Bytes>,
     endpoint: Endpoint,
     peer: &Peer,
 ) -> Response<ProxyBody> {
@@ -101,14 +98,13 @@ pub fn reject(app: &App, error: ApiError) -> Response<ProxyBody> {
 
 async fn balance(
     app: &App,
-    request: Request<Incoming>,
+    request: Request<Bytes>,
     endpoint: Endpoint,
     peer: &Peer,
     id: u64,
     started: Instant,
 ) -> Result<Response<ProxyBody>, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.config.max_payload).await?;
     let fields = rewrite::inspect(&body)?;
     tracing::Span::current().record("model", fields.model.as_str());
 
@@ -315,53 +311,9 @@ async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duratio
     }
 }
 
-/// Reads a request body of at most `limit` bytes. A body that arrives in one frame, as small
-/// ones do, is kept as it is, without a copy.
-pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge { limit };
-    if body.size_hint().lower() > limit as u64 {
-        return Err(too_large());
-    }
-
-    let mut single = Bytes::new();
-    let mut joined: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| {
-            ApiError::invalid(format!("failed to read the request body: {error}"))
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let read = joined.as_ref().map_or(single.len(), BytesMut::len);
-        if read + data.len() > limit {
-            return Err(too_large());
-        }
-
-        if let Some(joined) = &mut joined {
-            joined.extend_from_slice(&data);
-        } else if single.is_empty() {
-            single = data;
-        } else {
-            let mut first = BytesMut::with_capacity(single.len() + data.len());
-            first.extend_from_slice(&single);
-            first.extend_from_slice(&data);
-            joined = Some(first);
-        }
-    }
-    Ok(joined.map_or(single, BytesMut::freeze))
-}
-
 /// Forwards a request that is not balanced to a healthy upstream, unchanged.
-pub async fn passthrough(
-    app: &App,
-    request: Request<Incoming>,
-    peer: &Peer,
-) -> Response<ProxyBody> {
+pub async fn passthrough(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, app.config.max_payload).await {
-        Ok(body) => body,
-        Err(error) => return reject(app, error),
-    };
 
     let mut last_error = "no upstream is configured".to_string();
     for index in app.passthrough_order().into_iter().take(2) {

@@ -2,6 +2,7 @@
 
 mod balancing;
 mod cli;
+mod client_http;
 mod common;
 mod disconnect;
 mod endpoints;

@@ -1,23 +1,26 @@
 //! The listener: accepts connections, serves HTTP/1.1 on each, and shuts down gracefully.
+//!
+//! lmlb speaks HTTP/1.1 to clients with its own small server (`request`, `response` and
+//! `connection`) rather than a general one: a request's head, body and response pass through the
+//! connection's own buffers to the router and back, with no channel, extra task or timer per
+//! request on the way.
 
-use std::convert::Infallible;
+mod connection;
+mod request;
+mod response;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::proxy::Peer;
-use crate::router;
 
 /// Pause after a failed `accept` (for example when out of file descriptors) before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -74,21 +77,20 @@ impl Server {
 }
 
 async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a sender; the receiver sees the channel close when all have ended.
+    let (alive, mut all_ended) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
                     let _ = stream.set_nodelay(true);
-                    let connection = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service(Arc::clone(&app), Peer::new(client)));
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%client, %error, "connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(connection::serve(
+                        stream,
+                        Arc::clone(&app),
+                        Peer::new(client),
+                        shutdown.clone(),
+                        alive.clone(),
+                    ));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "failed to accept a connection");
@@ -99,6 +101,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
         }
     }
     drop(listener);
+    drop(alive);
 
     let timeout = app.config.shutdown_timeout;
     tracing::info!(
@@ -106,7 +109,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
         "shutting down; waiting for in-flight requests"
     );
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections finished"),
+        _ = all_ended.recv() => tracing::info!("all connections finished"),
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached; closing the remaining connections"),
     }
     app.scheduler.close_queues();
@@ -116,25 +119,4 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard returned by `wait_for` is not `Send`, so it is dropped here, before any await.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
-}
-
-fn service(
-    app: Arc<App>,
-    peer: Peer,
-) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<crate::proxy::ProxyBody>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<hyper::Response<crate::proxy::ProxyBody>, Infallible>> + Send,
-> + Clone {
-    service_fn(move |request| {
-        let app = Arc::clone(&app);
-        let peer = peer.clone();
-        async move {
-            // Not boxed: hyper keeps the future in the connection's own state, and copying its
-            // few kilobytes there once costs less than allocating a block that large per request.
-            let response = router::route(&app, request, &peer).await;
-            Ok::<_, Infallible>(response)
-        }
-    })
 }
