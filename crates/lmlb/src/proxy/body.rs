@@ -18,6 +18,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response lmlb sends.
 pub struct ProxyBody {
     kind: Kind,
+    /// The upstream's header lines for a relayed response, each `name: value\r\n`, written after
+    /// the response's own headers. They are kept as bytes because they pass through unchanged.
+    header_lines: Bytes,
 }
 
 enum Kind {
@@ -29,13 +32,20 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         ProxyBody {
             kind: Kind::Full(Some(bytes.into())),
+            header_lines: Bytes::new(),
         }
     }
 
-    pub fn upstream(body: UpstreamBody) -> ProxyBody {
+    /// Relays an upstream's body, with the upstream's header lines that pass on to the client.
+    pub fn upstream(body: UpstreamBody, header_lines: Bytes) -> ProxyBody {
         ProxyBody {
             kind: Kind::Upstream(Box::new(body)),
+            header_lines,
         }
+    }
+
+    pub fn header_lines(&self) -> &[u8] {
+        &self.header_lines
     }
 }
 

@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Response;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 
@@ -58,7 +57,7 @@ pub fn build_request(
 
 /// What a successful exchange hands on: the response head, the slot, and the reader of the
 /// body, which owns the connection.
-pub type Exchanged = (Response<()>, Option<SlotGuard>, ResponseReader);
+pub type Exchanged = (ResponseHead, Option<SlotGuard>, ResponseReader);
 
 /// Sends a request and waits up to `timeout` for the response head.
 ///
@@ -92,7 +91,7 @@ pub async fn exchange(
             if let Some(guard) = guard.as_mut() {
                 guard.mark_forwarded();
             }
-            Ok((head.response, guard, reader))
+            Ok((head, guard, reader))
         }
         Ok(Err(error)) => Err(Failure::Unreachable { error, guard }),
         Err(_) => Err(Failure::Timeout),

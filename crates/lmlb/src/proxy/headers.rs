@@ -8,18 +8,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use super::http1;
 use crate::config::UpstreamConfig;
 
-/// Headers that describe one connection, not the message (RFC 9110, section 7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
-
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_LMLB_INSTANCE: HeaderName = HeaderName::from_static("x-lmlb-instance");
 pub const X_LMLB_UPSTREAM: HeaderName = HeaderName::from_static("x-lmlb-upstream");
@@ -78,21 +66,6 @@ impl Peer {
     }
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the few headers of a typical message costs less than a lookup per name.
-    let any = headers
-        .keys()
-        .any(|name| HOP_BY_HOP.contains(name) || *name == header::UPGRADE);
-    if !any {
-        return;
-    }
-    for name in named_by_connection(headers).iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
-}
-
 /// Returns the headers that the `Connection` header lists as hop-by-hop.
 fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
@@ -119,9 +92,8 @@ pub fn write_request_headers(
     let named = named_by_connection(client);
     let skip_authorization = strip_client_auth || upstream.authorization.is_some();
     let skipped = |name: &HeaderName| {
-        HOP_BY_HOP.contains(name)
+        http1::is_hop_by_hop(name.as_str())
             || REPLACED.contains(name)
-            || *name == header::UPGRADE
             || named.contains(name)
             || (skip_authorization && *name == header::AUTHORIZATION)
             || (strip_client_auth && *name == X_API_KEY)
@@ -167,9 +139,6 @@ pub fn mark_response(
     instance: Option<HeaderValue>,
     upstream: &UpstreamHeaders,
 ) {
-    strip_hop_by_hop(headers);
-    // Room for these two and the two CORS headers, so the map grows at most once.
-    headers.reserve(4);
     if let Some(value) = instance {
         headers.insert(X_LMLB_INSTANCE, value);
     }
@@ -182,28 +151,6 @@ pub fn mark_response(
 mod tests {
     use super::*;
     use crate::config::{Secret, upstream_from_url};
-
-    #[test]
-    fn hop_by_hop_and_named_headers_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key(header::CONTENT_TYPE));
-    }
 
     /// Returns the forwarded header lines as (name, value) pairs, in order.
     fn prepare(

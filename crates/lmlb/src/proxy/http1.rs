@@ -8,8 +8,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode, Version};
+use http::{Method, StatusCode};
 
 /// Response headers accepted from an upstream; more is an error.
 const MAX_HEADERS: usize = 100;
@@ -59,7 +58,9 @@ pub fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
 /// A parsed response head and how to read the body that follows it.
 #[derive(Debug)]
 pub struct ResponseHead {
-    pub response: Response<()>,
+    pub status: StatusCode,
+    /// The upstream's header lines that pass on to the client, each `name: value\r\n`.
+    pub lines: Bytes,
     pub framing: Framing,
     /// Whether the connection can carry another request once the body has been read.
     pub keep_alive: bool,
@@ -111,64 +112,83 @@ pub fn parse_response_head(
             continue;
         }
 
-        // Header values become slices of the head, so they are not copied.
-        let start = buf.as_ptr() as usize;
-        let mut fields = Vec::with_capacity(parsed.headers.len());
-        for slot in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(slot.name.as_bytes())
-                .map_err(|_| FramingError("a response header name is invalid"))?;
-            let from = slot.value.as_ptr() as usize - start;
-            fields.push((name, from, from + slot.value.len()));
-        }
-
-        let head = buf.split_to(length).freeze();
-        // Room for the headers lmlb adds to every response (`x-lmlb-*` and CORS), so the map
-        // does not grow on the way out.
-        let mut headers = HeaderMap::with_capacity(fields.len() + 4);
-        for (name, from, to) in fields {
-            let value = HeaderValue::from_maybe_shared(head.slice(from..to))
-                .map_err(|_| FramingError("a response header value is invalid"))?;
-            headers.append(name, value);
-        }
         let status = StatusCode::from_u16(code)
             .map_err(|_| FramingError("the response status is invalid"))?;
-        return head_from_parts(status, version, headers, method).map(Some);
+        let fields = &*parsed.headers;
+        let framing = framing(status, fields, method)?;
+        // After 101 the connection speaks another protocol, which lmlb never requests.
+        let close = connection_has(values(fields, "connection"), "close")
+            || status == StatusCode::SWITCHING_PROTOCOLS;
+        let keep_alive = match version {
+            1 => !close,
+            _ => !close && connection_has(values(fields, "connection"), "keep-alive"),
+        };
+        let lines = passed_lines(fields, length);
+        buf.advance(length);
+        return Ok(Some(ResponseHead {
+            status,
+            lines,
+            framing,
+            keep_alive: keep_alive && framing != Framing::UntilClose,
+        }));
     }
 }
 
-fn head_from_parts(
-    status: StatusCode,
-    version: u8,
-    headers: HeaderMap,
-    method: &Method,
-) -> Result<ResponseHead, FramingError> {
-    let framing = framing(status, &headers, method)?;
-    // After 101 the connection speaks another protocol, which lmlb never requests.
-    let close = connection_has(&headers, "close") || status == StatusCode::SWITCHING_PROTOCOLS;
-    let keep_alive = match version {
-        1 => !close,
-        _ => !close && connection_has(&headers, "keep-alive"),
-    };
+/// Header names that describe one connection, not the message (RFC 9110, section 7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.version_mut() = if version == 1 {
-        Version::HTTP_11
-    } else {
-        Version::HTTP_10
-    };
-    *response.headers_mut() = headers;
-    Ok(ResponseHead {
-        response,
-        framing,
-        keep_alive: keep_alive && framing != Framing::UntilClose,
-    })
+/// Returns whether a header describes one connection only, whatever the case of its name.
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(name))
+}
+
+/// Copies the header lines that pass on to the client, each as `name: value\r\n`. Hop-by-hop
+/// headers, those that the `Connection` header names, and `x-lmlb-*` (lmlb sets its own) stay.
+fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Bytes {
+    let named = values(fields, "connection").next().is_some();
+    let mut lines = Vec::with_capacity(capacity);
+    for field in fields {
+        let own = field
+            .name
+            .as_bytes()
+            .get(..7)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-lmlb-"));
+        if own
+            || is_hop_by_hop(field.name)
+            || (named && connection_has(values(fields, "connection"), field.name))
+        {
+            continue;
+        }
+        write_header(&mut lines, field.name, field.value);
+    }
+    Bytes::from(lines)
+}
+
+/// The values of every header called `name`, in order.
+fn values<'a>(
+    fields: &'a [httparse::Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fields
+        .iter()
+        .filter(move |field| field.name.eq_ignore_ascii_case(name))
+        .map(|field| field.value)
 }
 
 /// Finds the body's framing by the rules of RFC 9112, section 6.3, in their order.
 fn framing(
     status: StatusCode,
-    headers: &HeaderMap,
+    fields: &[httparse::Header<'_>],
     method: &Method,
 ) -> Result<Framing, FramingError> {
     let bodiless = *method == Method::HEAD
@@ -179,12 +199,12 @@ fn framing(
         return Ok(Framing::Length(0));
     }
 
-    match ends_chunked(headers) {
+    match ends_chunked(values(fields, "transfer-encoding")) {
         Some(true) => return Ok(Framing::Chunked),
         Some(false) => return Ok(Framing::UntilClose),
         None => {}
     }
-    match content_length(headers) {
+    match content_length(values(fields, "content-length")) {
         Ok(Some(length)) => Ok(Framing::Length(length)),
         Ok(None) => Ok(Framing::UntilClose),
         Err(LengthError::Invalid) => Err(FramingError("the response's Content-Length is invalid")),
@@ -195,18 +215,16 @@ fn framing(
 }
 
 /// Returns whether the last transfer coding is `chunked`, or `None` without `Transfer-Encoding`.
-pub(crate) fn ends_chunked(headers: &HeaderMap) -> Option<bool> {
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
-        return None;
+pub(crate) fn ends_chunked<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<bool> {
+    let mut last = None;
+    for value in values {
+        let coding = value
+            .split(|&byte| byte == b',')
+            .next_back()
+            .unwrap_or_default();
+        last = Some(coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
     }
-    let last = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .next_back();
-    Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")))
+    last
 }
 
 /// A `Content-Length` that does not give one body length.
@@ -216,13 +234,14 @@ pub(crate) enum LengthError {
 }
 
 /// Reads `Content-Length`, which may repeat only with the same value.
-pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LengthError> {
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let Some(first) = lengths.next() else {
+pub(crate) fn content_length<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, LengthError> {
+    let Some(first) = values.next() else {
         return Ok(None);
     };
-    let length = parse_length(first.as_bytes()).ok_or(LengthError::Invalid)?;
-    if lengths.any(|other| parse_length(other.as_bytes()) != Some(length)) {
+    let length = parse_length(first).ok_or(LengthError::Invalid)?;
+    if values.any(|other| parse_length(other) != Some(length)) {
         return Err(LengthError::Conflicting);
     }
     Ok(Some(length))
@@ -238,14 +257,11 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     })
 }
 
-/// Returns whether a `Connection` header lists `option`.
-pub(crate) fn connection_has(headers: &HeaderMap, option: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case(option))
+/// Returns whether the `Connection` header values list `option`.
+pub(crate) fn connection_has<'a>(values: impl Iterator<Item = &'a [u8]>, option: &str) -> bool {
+    values
+        .flat_map(|value| value.split(|&byte| byte == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(option.as_bytes()))
 }
 
 /// A reader of one response body out of a buffer, piece by piece, by its framing.
@@ -453,12 +469,23 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n",
             &Method::POST,
         );
-        assert_eq!(parsed.response.status(), StatusCode::OK);
+        assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(
-            parsed.response.headers()["content-type"],
-            "application/json"
+            parsed.lines,
+            "Content-Type: application/json\r\nContent-Length: 12\r\n"
         );
         assert_eq!(parsed.framing, Framing::Length(12));
+        assert!(parsed.keep_alive);
+    }
+
+    #[test]
+    fn connection_level_headers_do_not_pass() {
+        let parsed = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-LMLB-Instance: other\r\nContent-Type: text/event-stream\r\n\r\n",
+            &Method::POST,
+        );
+        assert_eq!(parsed.lines, "Content-Type: text/event-stream\r\n");
+        assert_eq!(parsed.framing, Framing::Chunked);
         assert!(parsed.keep_alive);
     }
 
@@ -484,7 +511,7 @@ mod tests {
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
             &Method::POST,
         );
-        assert_eq!(parsed.response.status(), StatusCode::CREATED);
+        assert_eq!(parsed.status, StatusCode::CREATED);
     }
 
     #[test]

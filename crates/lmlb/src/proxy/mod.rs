@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use tracing::Instrument;
 
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::scheduler::{Acquire, Resolution, SlotGuard, Target};
 use crate::telemetry::{RequestLine, RequestRecord};
 use forward::Failure;
+use http1::ResponseHead;
 use rewrite::RequestFields;
 
 /// Describes a client error with its cause chain, as hyper's top-level message alone is vague.
@@ -148,7 +149,7 @@ async fn balance(
                     waited,
                     id,
                     started,
-                    response.status().as_u16(),
+                    response.status.as_u16(),
                 );
                 return Ok(upstream_response(
                     app,
@@ -231,19 +232,15 @@ fn record(
 
 fn upstream_response(
     app: &App,
-    (response, guard, reader): forward::Exchanged,
+    (head, guard, reader): forward::Exchanged,
     stream: bool,
     record: RequestRecord,
     instance: &str,
     upstream: usize,
 ) -> Response<ProxyBody> {
-    let (mut parts, ()) = response.into_parts();
+    let mut own = HeaderMap::with_capacity(4);
     let instance = HeaderValue::from_str(instance).ok();
-    headers::mark_response(
-        &mut parts.headers,
-        instance,
-        &app.upstream_headers[upstream],
-    );
+    headers::mark_response(&mut own, instance, &app.upstream_headers[upstream]);
     let on_client_gone = if stream {
         OnClientGone::Close
     } else {
@@ -256,7 +253,16 @@ fn upstream_response(
         on_client_gone,
         Some(record),
     );
-    Response::from_parts(parts, ProxyBody::upstream(body))
+    relay(head, own, body)
+}
+
+/// Builds the client's response from the upstream's status and header lines, lmlb's own
+/// headers, and the body.
+fn relay(head: ResponseHead, own: HeaderMap, body: UpstreamBody) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::upstream(body, head.lines));
+    *response.status_mut() = head.status;
+    *response.headers_mut() = own;
+    response
 }
 
 /// Maps the requested name to a target: an alias first, then a model, then an instance id.
@@ -338,10 +344,9 @@ pub async fn passthrough(app: &App, request: Request<Bytes>, peer: &Peer) -> Res
         )
         .await
         {
-            Ok((response, _, reader)) => {
-                let (mut head, ()) = response.into_parts();
-                headers::mark_response(&mut head.headers, None, &app.upstream_headers[index]);
-                head.headers.remove(X_LMLB_INSTANCE);
+            Ok((head, _, reader)) => {
+                let mut own = HeaderMap::with_capacity(4);
+                headers::mark_response(&mut own, None, &app.upstream_headers[index]);
                 let body = UpstreamBody::new(
                     reader,
                     None,
@@ -349,7 +354,7 @@ pub async fn passthrough(app: &App, request: Request<Bytes>, peer: &Peer) -> Res
                     OnClientGone::Close,
                     None,
                 );
-                return Response::from_parts(head, ProxyBody::upstream(body));
+                return relay(head, own, body);
             }
             Err(Failure::Timeout) => {
                 return reject(

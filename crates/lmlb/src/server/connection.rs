@@ -280,7 +280,14 @@ impl Connection {
         let framing = BodyFraming::choose(method, parts.status, version, &body.size_hint());
         let keep_alive = keep_alive && framing != BodyFraming::UntilClose;
         self.out.clear();
-        write_head(&mut self.out, &parts, framing, version, keep_alive);
+        write_head(
+            &mut self.out,
+            &parts,
+            body.header_lines(),
+            framing,
+            version,
+            keep_alive,
+        );
         drop(parts);
 
         if framing == BodyFraming::Bodiless {

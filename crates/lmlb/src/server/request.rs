@@ -153,10 +153,11 @@ fn locate(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Layout
 /// Works out the body's framing and the connection's persistence from the headers.
 fn complete(mut parts: request::Parts) -> Result<RequestHead, HeadError> {
     let http11 = parts.version == Version::HTTP_11;
+    let connection = || values(&parts.headers, header::CONNECTION);
     let mut keep_alive = if http11 {
-        !connection_has(&parts.headers, "close")
+        !connection_has(connection(), "close")
     } else {
-        connection_has(&parts.headers, "keep-alive")
+        connection_has(connection(), "keep-alive")
     };
     let framing = body_framing(&parts.headers)?;
     if parts.headers.contains_key(header::TRANSFER_ENCODING)
@@ -178,9 +179,14 @@ fn complete(mut parts: request::Parts) -> Result<RequestHead, HeadError> {
     })
 }
 
+/// The raw values of every header called `name`.
+fn values(headers: &http::HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(name).into_iter().map(HeaderValue::as_bytes)
+}
+
 /// The request body's framing by RFC 9112, section 6.3: chunked, a length, or none.
 fn body_framing(headers: &http::HeaderMap) -> Result<Framing, HeadError> {
-    match ends_chunked(headers) {
+    match ends_chunked(values(headers, header::TRANSFER_ENCODING)) {
         Some(true) => return Ok(Framing::Chunked),
         Some(false) => {
             return Err(HeadError::Malformed(
@@ -189,7 +195,7 @@ fn body_framing(headers: &http::HeaderMap) -> Result<Framing, HeadError> {
         }
         None => {}
     }
-    match content_length(headers) {
+    match content_length(values(headers, header::CONTENT_LENGTH)) {
         Ok(length) => Ok(Framing::Length(length.unwrap_or(0))),
         Err(LengthError::Invalid) => Err(HeadError::Malformed(
             "the request's Content-Length is invalid",

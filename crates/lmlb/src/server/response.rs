@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderName};
+use http::header;
 use http::{Method, StatusCode, Version, response};
 use http_body::SizeHint;
 
@@ -42,20 +42,28 @@ impl BodyFraming {
 }
 
 /// Headers that describe the connection or the framing, which lmlb writes itself.
-const OWN_HEADERS: [HeaderName; 4] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::CONTENT_LENGTH,
-    HeaderName::from_static("keep-alive"),
+const OWN_HEADERS: [&[u8]; 4] = [
+    b"connection",
+    b"transfer-encoding",
+    b"content-length",
+    b"keep-alive",
 ];
+
+/// Compares header names, ignoring case.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.eq_ignore_ascii_case(b)
+}
 
 /// Writes the status line and headers, ending with the blank line.
 ///
-/// `keep_alive` says whether the connection stays open after this response; an HTTP/1.0 client
-/// is told when it does, an HTTP/1.1 client when it does not.
+/// `lines` are an upstream's header lines (`name: value\r\n` each), written after the response's
+/// own headers, which win where both have one. `keep_alive` says whether the connection stays
+/// open after this response: an HTTP/1.0 client is told when it does, an HTTP/1.1 client when
+/// it does not.
 pub fn write_head(
     out: &mut Vec<u8>,
     head: &response::Parts,
+    lines: &[u8],
     framing: BodyFraming,
     version: Version,
     keep_alive: bool,
@@ -66,15 +74,30 @@ pub fn write_head(
     out.extend_from_slice(head.status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
 
+    // A response to HEAD keeps the length of the body it would have had.
+    let passes = |name: &[u8]| {
+        let kept_length = framing == BodyFraming::Bodiless && same_name(name, b"content-length");
+        kept_length || !OWN_HEADERS.iter().any(|own| same_name(own, name))
+    };
     for (name, value) in &head.headers {
-        // A response to HEAD keeps the length of the body it would have had.
-        let kept_length = *name == header::CONTENT_LENGTH && framing == BodyFraming::Bodiless;
-        if OWN_HEADERS.contains(name) && !kept_length {
-            continue;
+        if passes(name.as_str().as_bytes()) {
+            write_header(out, name.as_str(), value.as_bytes());
         }
-        write_header(out, name.as_str(), value.as_bytes());
     }
-    if !head.headers.contains_key(header::DATE) {
+
+    let mut dated = head.headers.contains_key(header::DATE);
+    for line in lines.split_inclusive(|&byte| byte == b'\n') {
+        let name = line.split(|&byte| byte == b':').next().unwrap_or_default();
+        let overridden = head
+            .headers
+            .keys()
+            .any(|own| same_name(own.as_str().as_bytes(), name));
+        if passes(name) && !overridden {
+            dated |= same_name(name, b"date");
+            out.extend_from_slice(line);
+        }
+    }
+    if !dated {
         with_date(|date| write_header(out, "date", date));
     }
 
@@ -159,13 +182,14 @@ mod tests {
 
     fn encode(
         response: Response<()>,
+        lines: &[u8],
         framing: BodyFraming,
         version: Version,
         keep_alive: bool,
     ) -> String {
         let (parts, ()) = response.into_parts();
         let mut out = Vec::new();
-        write_head(&mut out, &parts, framing, version, keep_alive);
+        write_head(&mut out, &parts, lines, framing, version, keep_alive);
         String::from_utf8(out).unwrap()
     }
 
@@ -182,7 +206,13 @@ mod tests {
     #[test]
     fn a_sized_response_gets_its_length_and_a_date() {
         let response = response_with(&[("content-type", "application/json")]);
-        let text = encode(response, BodyFraming::Length(12), Version::HTTP_11, true);
+        let text = encode(
+            response,
+            b"",
+            BodyFraming::Length(12),
+            Version::HTTP_11,
+            true,
+        );
         assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"));
         assert!(text.contains("\r\ncontent-length: 12\r\n"));
         assert!(text.contains("\r\ndate: ") && text.contains(" GMT\r\n"));
@@ -198,7 +228,7 @@ mod tests {
             ("connection", "upgrade"),
             ("date", "Tue, 01 Dec 2026 00:00:00 GMT"),
         ]);
-        let text = encode(response, BodyFraming::Chunked, Version::HTTP_11, false);
+        let text = encode(response, b"", BodyFraming::Chunked, Version::HTTP_11, false);
         assert!(!text.contains("999") && !text.contains("gzip") && !text.contains("upgrade"));
         assert!(text.contains("\r\ntransfer-encoding: chunked\r\n"));
         assert!(text.contains("\r\nconnection: close\r\n"));
@@ -210,9 +240,34 @@ mod tests {
     }
 
     #[test]
+    fn upstream_lines_pass_unless_lmlb_sets_the_header() {
+        let response = response_with(&[("access-control-allow-origin", "*")]);
+        let lines = b"Content-Type: text/event-stream\r\nAccess-Control-Allow-Origin: https://a\r\nContent-Length: 7\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n";
+        let text = encode(
+            response,
+            lines,
+            BodyFraming::Chunked,
+            Version::HTTP_11,
+            true,
+        );
+        assert!(text.contains("\r\nContent-Type: text/event-stream\r\n"));
+        assert!(text.contains("\r\naccess-control-allow-origin: *\r\n"));
+        assert!(!text.contains("https://a"), "lmlb's own CORS header wins");
+        assert!(
+            !text.contains("Content-Length"),
+            "the framing is lmlb's own"
+        );
+        assert_eq!(
+            text.matches("ate: ").count(),
+            1,
+            "the upstream's date is kept"
+        );
+    }
+
+    #[test]
     fn head_responses_keep_their_length() {
         let response = response_with(&[("content-length", "42")]);
-        let text = encode(response, BodyFraming::Bodiless, Version::HTTP_11, true);
+        let text = encode(response, b"", BodyFraming::Bodiless, Version::HTTP_11, true);
         assert!(text.contains("\r\ncontent-length: 42\r\n"));
     }
 
@@ -220,6 +275,7 @@ mod tests {
     fn http10_clients_are_told_the_connection_stays() {
         let text = encode(
             Response::new(()),
+            b"",
             BodyFraming::Length(0),
             Version::HTTP_10,
             true,
