@@ -174,7 +174,7 @@ fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Bytes {
     Bytes::from(lines)
 }
 
-/// The values of every header called `name`, in order.
+/// Returns the values of every header called `name`, in order.
 fn values<'a>(
     fields: &'a [httparse::Header<'a>],
     name: &'a str,

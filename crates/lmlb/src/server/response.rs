@@ -10,7 +10,7 @@ use http_body::SizeHint;
 
 use crate::proxy::http1::write_header;
 
-/// How the response body is delimited on the wire.
+/// The way the response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFraming {
     /// No body: a response to `HEAD`, a 1xx, 204 or 304.
@@ -57,9 +57,9 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
 /// Writes the status line and headers, ending with the blank line.
 ///
 /// `lines` are an upstream's header lines (`name: value\r\n` each), written after the response's
-/// own headers, which win where both have one. `keep_alive` says whether the connection stays
-/// open after this response: an HTTP/1.0 client is told when it does, an HTTP/1.1 client when
-/// it does not.
+/// own headers, which win where both have one. `keep_alive` is whether the connection stays
+/// open after this response. The head states it for an HTTP/1.0 client when it does, and for an
+/// HTTP/1.1 client when it does not.
 pub fn write_head(
     out: &mut Vec<u8>,
     head: &response::Parts,
@@ -116,13 +116,13 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// The size line that starts a chunk of `length` bytes.
+/// Writes the size line that starts a chunk of `length` bytes.
 pub fn chunk_start(length: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(hex(length, &mut [0; 16]));
     out.extend_from_slice(b"\r\n");
 }
 
-/// What follows a chunk's data: its line end, and the last chunk too when `last`.
+/// Returns what follows a chunk's data: its line end, and the last chunk too when `last`.
 pub fn chunk_end(last: bool) -> &'static [u8] {
     if last { b"\r\n0\r\n\r\n" } else { b"\r\n" }
 }
@@ -130,7 +130,7 @@ pub fn chunk_end(last: bool) -> &'static [u8] {
 /// The last chunk, with no trailers.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// The interim response that asks a client to send the body it holds back.
+/// The interim response after which a client sends the body it held back.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 fn hex(mut value: usize, buf: &mut [u8; 16]) -> &[u8] {
@@ -157,7 +157,7 @@ fn itoa(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// The `Date` header's value, formatted once a second per thread.
+/// Passes the `Date` header's value to `use_date`, formatted once a second per thread.
 fn with_date<R>(use_date: impl FnOnce(&[u8]) -> R) -> R {
     thread_local! {
         static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -204,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sized_response_gets_its_length_and_a_date() {
+    fn sized_head_has_length_and_date() {
         let response = response_with(&[("content-type", "application/json")]);
         let text = encode(
             response,
@@ -215,7 +215,8 @@ mod tests {
         );
         assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"));
         assert!(text.contains("\r\ncontent-length: 12\r\n"));
-        assert!(text.contains("\r\ndate: ") && text.contains(" GMT\r\n"));
+        assert!(text.contains("\r\ndate: "));
+        assert!(text.contains(" GMT\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
         assert!(!text.contains("connection"));
     }
@@ -229,7 +230,9 @@ mod tests {
             ("date", "Tue, 01 Dec 2026 00:00:00 GMT"),
         ]);
         let text = encode(response, b"", BodyFraming::Chunked, Version::HTTP_11, false);
-        assert!(!text.contains("999") && !text.contains("gzip") && !text.contains("upgrade"));
+        assert!(!text.contains("999"));
+        assert!(!text.contains("gzip"));
+        assert!(!text.contains("upgrade"));
         assert!(text.contains("\r\ntransfer-encoding: chunked\r\n"));
         assert!(text.contains("\r\nconnection: close\r\n"));
         assert_eq!(
