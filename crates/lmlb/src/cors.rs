@@ -22,7 +22,7 @@ pub fn preflight<B>(request: &Request<B>) -> Response<ProxyBody> {
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type"));
+        .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type, x-api-key"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -30,7 +30,7 @@ use crate::app::App;
 use crate::config::UnknownModel;
 use crate::error::ApiError;
 use crate::scheduler::{Acquire, Resolution, SlotGuard, Target};
-use crate::telemetry::{RequestLine, RequestRecord};
+use crate::telemetry::{Metrics, RequestLine, RequestRecord};
 use forward::Failure;
 use http1::ResponseHead;
 use rewrite::RequestFields;
@@ -71,9 +71,14 @@ pub async fn balanced(
         .config
         .request_log
         .then(|| (request.method().clone(), request.uri().path().to_string()));
+    let mut unanswered = Unanswered {
+        metrics: &app.metrics,
+        answered: false,
+    };
     let result = balance(app, request, endpoint, peer, id, started)
         .instrument(span)
         .await;
+    unanswered.answered = true;
     result.unwrap_or_else(|error| {
         if let Some((method, path)) = line {
             tracing::info!(
@@ -88,6 +93,23 @@ pub async fn balanced(
         }
         reject(app, error)
     })
+}
+
+/// Counts a balanced request whose handler is dropped before it returns a response: the client
+/// closed the connection while the request waited in a queue or for the upstream's response head.
+struct Unanswered<'a> {
+    metrics: &'a Metrics,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics
+                .client_gone
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// Builds the response for lmlb's own error and counts it.

@@ -1,5 +1,7 @@
 //! Clients that go away: while queued, while streaming, and during a non-streaming request.
 
+use std::sync::atomic::Ordering;
+
 use crate::common::*;
 
 const ONE: &str = "qwen2.5-7b-instruct,instances=1,parallel=1";
@@ -37,6 +39,12 @@ async fn disconnect_while_queued_leaves_queue() {
         1,
         "the abandoned request never reached the upstream"
     );
+
+    // Every request ends in exactly one outcome, the abandoned one included.
+    let metrics = &lmlb.app().metrics;
+    assert_eq!(metrics.requests.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.completed.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.client_gone.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
