@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod cors;
+mod deadline;
 pub mod demo;
 pub mod error;
 pub mod model;

@@ -6,18 +6,21 @@
 //! per-upstream list of idle connections when the body has been read to its end.
 
 use std::io;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::http1::{self, BodyDecoder, Decoded, Outgoing, ResponseHead};
 use crate::client::CONNECT_TIMEOUT;
 use crate::config::UpstreamConfig;
+use crate::deadline::Deadline;
 
 /// Idle connections kept per upstream; more are closed when they finish.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
@@ -37,6 +40,8 @@ const MIN_READ: usize = 1024;
 pub struct UpstreamConnection {
     stream: TcpStream,
     buf: BytesMut,
+    /// The request timeout, reused by every request on the connection.
+    timer: Deadline,
 }
 
 impl UpstreamConnection {
@@ -54,13 +59,16 @@ impl UpstreamConnection {
         }
     }
 
-    /// Writes a request and reads until its response head is complete.
+    /// Writes a request and reads until its response head is complete, or until `deadline`.
     async fn exchange(
         &mut self,
         encoded: &[u8],
         method: &Method,
+        deadline: Instant,
     ) -> Result<ResponseHead, SendError> {
-        self.stream.write_all(encoded).await.map_err(|error| {
+        let write = pin!(self.stream.write_all(encoded));
+        let written = until(write, &mut self.timer, deadline).await;
+        written.ok_or(SendError::TimedOut)?.map_err(|error| {
             SendError::BeforeResponse(format!("failed to send the request: {error}"))
         })?;
         loop {
@@ -69,7 +77,17 @@ impl UpstreamConnection {
                 Ok(None) => {}
                 Err(error) => return Err(SendError::Invalid(error.to_string())),
             }
-            let read = std::future::poll_fn(|cx| self.poll_read(cx)).await;
+            let read = std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = self.poll_read(cx) {
+                    return Poll::Ready(Some(read));
+                }
+                ready!(self.timer.poll_until(deadline, cx));
+                Poll::Ready(None)
+            })
+            .await;
+            let Some(read) = read else {
+                return Err(SendError::TimedOut);
+            };
             match read {
                 Ok(0) if self.buf.is_empty() => {
                     return Err(SendError::BeforeResponse(
@@ -108,12 +126,38 @@ impl UpstreamConnection {
     }
 }
 
+/// Runs `future` until `deadline`; `None` when the deadline came first.
+async fn until<F: Future>(
+    mut future: Pin<&mut F>,
+    timer: &mut Deadline,
+    deadline: Instant,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        ready!(timer.poll_until(deadline, cx));
+        Poll::Ready(None)
+    })
+    .await
+}
+
 /// The reason no response head came back on a connection.
 enum SendError {
     /// Nothing of a response arrived: the request may be sent again on another connection.
     BeforeResponse(String),
     /// The upstream replied with something that is not a valid response.
     Invalid(String),
+    /// No response head before the deadline.
+    TimedOut,
+}
+
+/// The reason [`ConnectionPool::send`] returned no response head.
+pub enum SendFailure {
+    /// The upstream could not be reached, or its reply was not a valid response.
+    Unreachable(String),
+    /// No response head before the deadline.
+    TimedOut,
 }
 
 /// Idle connections, one list per upstream in configuration order.
@@ -162,16 +206,20 @@ impl ConnectionPool {
         self: Arc<Self>,
         upstream: usize,
         request: Outgoing,
-    ) -> Result<(ResponseHead, ResponseReader), String> {
+        deadline: Instant,
+    ) -> Result<(ResponseHead, ResponseReader), SendFailure> {
         let (encoded, method) = (&request.bytes, &request.method);
         loop {
             let (mut connection, reused) = match self.take(upstream) {
                 Some(connection) if connection.is_reusable() => (connection, true),
                 Some(_) => continue,
-                None => (connect(&self.authorities[upstream]).await?, false),
+                None => {
+                    let connection = connect(&self.authorities[upstream]).await;
+                    (connection.map_err(SendFailure::Unreachable)?, false)
+                }
             };
 
-            match connection.exchange(encoded, method).await {
+            match connection.exchange(encoded, method, deadline).await {
                 Ok(head) => {
                     let reader = ResponseReader {
                         decoder: BodyDecoder::new(head.framing),
@@ -184,8 +232,9 @@ impl ConnectionPool {
                 }
                 Err(SendError::BeforeResponse(_)) if reused => continue,
                 Err(SendError::BeforeResponse(error) | SendError::Invalid(error)) => {
-                    return Err(error);
+                    return Err(SendFailure::Unreachable(error));
                 }
+                Err(SendError::TimedOut) => return Err(SendFailure::TimedOut),
             }
         }
     }
@@ -205,6 +254,7 @@ async fn connect(authority: &str) -> Result<UpstreamConnection, String> {
     Ok(UpstreamConnection {
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER),
+        timer: Deadline::default(),
     })
 }
 

@@ -4,11 +4,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use http::request::Parts;
 use http::uri::PathAndQuery;
 
 use super::body::{OnClientGone, UpstreamBody};
-use super::connection::{ConnectionPool, ResponseReader};
+use super::connection::{ConnectionPool, ResponseReader, SendFailure};
 use super::headers::{self, Peer, UpstreamHeaders};
 use super::http1::{self, Outgoing, ResponseHead};
 use crate::scheduler::SlotGuard;
@@ -74,7 +76,8 @@ pub async fn exchange(
     timeout: Duration,
     finish_if_dropped: bool,
 ) -> Result<Exchanged, Failure> {
-    let send = Arc::clone(pool).send(upstream, request);
+    let deadline = Instant::now() + timeout;
+    let send = Arc::clone(pool).send(upstream, request, deadline);
     let mut pending = Pending {
         future: Some(Box::pin(send)),
         guard,
@@ -82,24 +85,24 @@ pub async fn exchange(
         finish_if_dropped,
     };
     let future = pending.future.as_mut().expect("set above");
-    let outcome = tokio::time::timeout(timeout, future).await;
+    let outcome = future.await;
     pending.future = None;
     let mut guard = pending.guard.take();
 
     match outcome {
-        Ok(Ok((head, reader))) => {
+        Ok((head, reader)) => {
             if let Some(guard) = guard.as_mut() {
                 guard.mark_forwarded();
             }
             Ok((head, guard, reader))
         }
-        Ok(Err(error)) => Err(Failure::Unreachable { error, guard }),
-        Err(_) => Err(Failure::Timeout),
+        Err(SendFailure::Unreachable(error)) => Err(Failure::Unreachable { error, guard }),
+        Err(SendFailure::TimedOut) => Err(Failure::Timeout),
     }
 }
 
 type SendFuture =
-    Pin<Box<dyn Future<Output = Result<(ResponseHead, ResponseReader), String>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<(ResponseHead, ResponseReader), SendFailure>> + Send>>;
 
 /// An exchange waiting for its response head, with what it needs to finish alone.
 struct Pending {
@@ -120,7 +123,8 @@ impl Drop for Pending {
             return;
         };
         runtime.spawn(async move {
-            if let Ok(Ok((_, reader))) = tokio::time::timeout(timeout, future).await {
+            // The exchange ends by the request timeout, which it carries.
+            if let Ok((_, reader)) = future.await {
                 let body = UpstreamBody::new(reader, guard, timeout, OnClientGone::Drain, None);
                 drop(body);
             }

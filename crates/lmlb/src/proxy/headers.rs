@@ -105,7 +105,11 @@ pub fn write_request_headers(
         }
     }
 
-    http1::write_header(out, "content-length", body_len.to_string().as_bytes());
+    http1::write_header(
+        out,
+        "content-length",
+        http1::decimal(body_len as u64, &mut [0; 20]),
+    );
     http1::write_header(
         out,
         "x-forwarded-for",

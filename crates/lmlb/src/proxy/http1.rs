@@ -49,6 +49,19 @@ pub fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Formats `value` in decimal into `buf`, without allocating.
+pub(crate) fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
 /// Ends the header section and appends the body.
 pub fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(b"\r\n");
@@ -476,6 +489,16 @@ mod tests {
         );
         assert_eq!(parsed.framing, Framing::Length(12));
         assert!(parsed.keep_alive);
+    }
+
+    #[test]
+    fn decimal_formats_every_width() {
+        assert_eq!(decimal(0, &mut [0; 20]), b"0");
+        assert_eq!(decimal(4096, &mut [0; 20]), b"4096");
+        assert_eq!(
+            decimal(u64::MAX, &mut [0; 20]),
+            u64::MAX.to_string().as_bytes()
+        );
     }
 
     #[test]

@@ -19,11 +19,12 @@ use http_body::{Body, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::request::{HeadError, RequestHead, parse_request_head};
 use super::response::{BodyFraming, CONTINUE, LAST_CHUNK, chunk_end, chunk_start, write_head};
 use crate::app::App;
+use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::proxy::http1::{BodyDecoder, Decoded, Framing};
 use crate::proxy::{self, Peer, ProxyBody};
@@ -60,8 +61,8 @@ struct Connection {
     buf: BytesMut,
     /// The response head (and small bodies) before they are written.
     out: Vec<u8>,
-    /// The head timeout: armed once, and moved on only when it fires early.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The head timeout.
+    head_timer: Deadline,
 }
 
 /// Serves requests on `stream` until the client closes it, an error ends it, or shutdown.
@@ -83,7 +84,7 @@ pub async fn serve(
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER),
         out: Vec::with_capacity(1024),
-        timer: None,
+        head_timer: Deadline::default(),
     };
     loop {
         let next = match connection.read_head(&mut stopping).await {
@@ -175,9 +176,6 @@ impl Connection {
                 return Ok(Err(Idle::ShuttingDown));
             }
 
-            let timer = self
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             let waited = poll_fn(|cx| {
                 if let Poll::Ready(read) = poll_read(&mut self.stream, &mut self.buf, cx) {
                     return Poll::Ready(match read {
@@ -188,7 +186,7 @@ impl Connection {
                 if idle && stopping.poll(cx).is_ready() {
                     return Poll::Ready(Err(Idle::ShuttingDown));
                 }
-                ready!(poll_deadline(timer, deadline, cx));
+                ready!(self.head_timer.poll_until(deadline, cx));
                 Poll::Ready(Err(Idle::TimedOut))
             })
             .await;
@@ -413,18 +411,6 @@ fn poll_read(
     // Through `AsyncRead`: a read that leaves room in the buffer marks the socket drained, so the
     // next poll needs no system call. Dropping the pending future loses nothing.
     pin!(stream.read_buf(buf)).poll(cx)
-}
-
-/// Ready once `deadline` has passed. The timer fires at the deadline it was armed with and is
-/// moved on only then, so a connection that serves many requests resets it rarely.
-fn poll_deadline(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-    loop {
-        ready!(timer.as_mut().poll(cx));
-        if Instant::now() >= deadline {
-            return Poll::Ready(());
-        }
-        timer.as_mut().reset(deadline);
-    }
 }
 
 /// Writes every byte of `parts`, in as few system calls as the socket takes them.

@@ -8,7 +8,7 @@ use http::header;
 use http::{Method, StatusCode, Version, response};
 use http_body::SizeHint;
 
-use crate::proxy::http1::write_header;
+use crate::proxy::http1::{decimal, write_header};
 
 /// The way the response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub fn write_head(
 
     match framing {
         BodyFraming::Length(length) => {
-            write_header(out, "content-length", itoa(length, &mut [0; 20]));
+            write_header(out, "content-length", decimal(length, &mut [0; 20]));
         }
         BodyFraming::Chunked => write_header(out, "transfer-encoding", b"chunked"),
         BodyFraming::Bodiless | BodyFraming::UntilClose => {}
@@ -139,18 +139,6 @@ fn hex(mut value: usize, buf: &mut [u8; 16]) -> &[u8] {
         start -= 1;
         buf[start] = b"0123456789abcdef"[value & 0xf];
         value >>= 4;
-        if value == 0 {
-            return &buf[start..];
-        }
-    }
-}
-
-fn itoa(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (value % 10) as u8;
-        value /= 10;
         if value == 0 {
             return &buf[start..];
         }
@@ -308,10 +296,5 @@ mod tests {
             chunk_start(length, &mut out);
             assert_eq!(out, line.as_bytes());
         }
-        assert_eq!(itoa(0, &mut [0; 20]), b"0");
-        assert_eq!(
-            itoa(u64::MAX, &mut [0; 20]),
-            u64::MAX.to_string().as_bytes()
-        );
     }
 }
