@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -137,12 +137,12 @@ pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
 
 /// Returns `body` with the bytes in `span` replaced by `model` as a JSON string.
 pub fn rewrite_model(body: &[u8], span: &Range<usize>, model: &str) -> Bytes {
-    let value = serde_json::to_string(model).expect("a string always serializes");
-    let mut out = BytesMut::with_capacity(body.len() - span.len() + value.len());
+    // Room for the quoted name; only a name with characters to escape makes it grow.
+    let mut out = Vec::with_capacity(body.len() - span.len() + model.len() + 2);
     out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(value.as_bytes());
+    serde_json::to_writer(&mut out, model).expect("a string always serializes");
     out.extend_from_slice(&body[span.end..]);
-    out.freeze()
+    Bytes::from(out)
 }
 
 /// Byte range of the value of the top-level member `name` in a valid JSON object.
