@@ -11,6 +11,7 @@ mod forward;
 mod headers;
 pub(crate) mod http1;
 pub mod rewrite;
+mod scan;
 
 use std::error::Error as _;
 use std::sync::Arc;

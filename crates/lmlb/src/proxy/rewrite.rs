@@ -95,6 +95,18 @@ impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
 
 /// Validates a body and reads its `model` and `stream` fields.
 pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
+    if let Some(found) = super::scan::scan(body) {
+        return Ok(RequestFields {
+            model: found.model.to_string(),
+            stream: found.stream,
+            model_span: found.model_span,
+        });
+    }
+    inspect_with_serde(body)
+}
+
+/// Validates a body with serde_json, which also words the error for an invalid one.
+pub(super) fn inspect_with_serde(body: &[u8]) -> Result<RequestFields, ApiError> {
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
     match first {
         None => {
