@@ -301,7 +301,13 @@ impl Connection {
     async fn send_body(&mut self, body: ProxyBody, framing: BodyFraming) -> io::Result<()> {
         let mut body = pin!(body);
         loop {
-            let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+            // With the head still unsent, a frame that is ready at once goes out with it.
+            let ready_now = if self.out.is_empty() {
+                Poll::Pending
+            } else {
+                poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await
+            };
+            let frame = match ready_now {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
                     self.flush_out().await?;
