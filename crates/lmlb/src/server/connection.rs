@@ -142,7 +142,7 @@ impl Connection {
         }
     }
 
-    /// Answers a head that could not be read, then closes.
+    /// Sends the error response for a head that could not be read, then closes.
     async fn refuse(&mut self, app: &App, error: HeadError) -> Next {
         let error = match error {
             HeadError::TooLarge => ApiError::HeadTooLarge,
@@ -397,11 +397,11 @@ impl<F: Future<Output = ()>> Stopping<'_, F> {
     }
 }
 
-/// Why a request body could not be read.
+/// The reason a request body could not be read.
 enum BodyError {
-    /// The client closed the connection or it failed; nothing can be answered.
+    /// The client closed the connection or it failed, so no response can be sent.
     Closed,
-    /// The body is malformed or too large; answered with this error.
+    /// The body is malformed or too large, and this error is the response.
     Refused(ApiError),
 }
 

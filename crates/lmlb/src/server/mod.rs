@@ -1,7 +1,7 @@
 //! The listener: accepts connections, serves HTTP/1.1 on each, and shuts down gracefully.
 //!
 //! lmlb speaks HTTP/1.1 to clients with its own small server (`request`, `response` and
-//! `connection`) rather than a general one: a request's head, body and response pass through the
+//! `connection`) rather than a general one. A request's head, body and response pass through the
 //! connection's own buffers to the router and back, with no channel, extra task or timer per
 //! request on the way.
 
@@ -77,7 +77,7 @@ impl Server {
 }
 
 async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    // Every connection holds a sender; the receiver sees the channel close when all have ended.
+    // Every connection owns a sender, so the receiver sees the channel close when all have ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {

@@ -27,12 +27,12 @@ pub struct RequestHead {
     pub expects_continue: bool,
 }
 
-/// A request head that lmlb refuses, and closes the connection after answering.
+/// A request head that lmlb rejects with an error response, after which it closes the connection.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeadError {
     /// The head is larger than [`MAX_HEAD_BYTES`] or has more than 100 headers.
     TooLarge,
-    /// The head is not valid HTTP/1.1; the text says what is wrong.
+    /// The head is not valid HTTP/1.1. The text describes the fault.
     Malformed(&'static str),
 }
 
@@ -58,7 +58,7 @@ struct Layout {
 /// Parses a request head at the start of `buf` and removes it from `buf`.
 ///
 /// Returns `Ok(None)` while the head is incomplete. Empty lines before the request line are
-/// skipped, as RFC 9112 asks of servers.
+/// skipped, as RFC 9112 recommends for servers.
 pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
     let leading = buf
         .iter()
@@ -179,12 +179,12 @@ fn complete(mut parts: request::Parts) -> Result<RequestHead, HeadError> {
     })
 }
 
-/// The raw values of every header called `name`.
+/// Returns the raw values of every header called `name`.
 fn values(headers: &http::HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
     headers.get_all(name).into_iter().map(HeaderValue::as_bytes)
 }
 
-/// The request body's framing by RFC 9112, section 6.3: chunked, a length, or none.
+/// Returns the request body's framing by RFC 9112, section 6.3: chunked, a length, or none.
 fn body_framing(headers: &http::HeaderMap) -> Result<Framing, HeadError> {
     match ends_chunked(values(headers, header::TRANSFER_ENCODING)) {
         Some(true) => return Ok(Framing::Chunked),
@@ -219,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_a_post_and_leaves_the_body_in_the_buffer() {
+    fn post_head_leaves_body_in_buffer() {
         let mut buf = BytesMut::from(
             "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n{}",
         );
@@ -237,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn an_incomplete_head_waits_for_more() {
+    fn incomplete_head_waits_for_more() {
         let mut buf = BytesMut::from("GET /health HTTP/1.1\r\nHost: a\r\n");
         assert_eq!(parse_request_head(&mut buf).unwrap().map(|_| ()), None);
         assert_eq!(buf.len(), 31, "nothing is consumed");
@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn chunked_wins_over_a_length_and_ends_the_connection() {
+    fn chunked_beats_length_and_closes() {
         let head = head(
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
         );
