@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::request::{HeadError, RequestHead, parse_request_head};
 use super::response::{BodyFraming, CONTINUE, LAST_CHUNK, chunk_end, chunk_start, write_head};
 use crate::app::App;
+use crate::cors;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::proxy::http1::{BodyDecoder, Decoded, Framing};
@@ -153,7 +154,11 @@ impl Connection {
 
     /// Sends lmlb's error response and closes: the rest of the request is left unread.
     async fn reject(&mut self, app: &App, error: ApiError) -> Next {
-        let response = proxy::reject(app, error);
+        let mut response = proxy::reject(app, error);
+        // The router never saw this request, so the CORS headers it adds are added here.
+        if app.config.cors {
+            cors::allow_any_origin(response.headers_mut());
+        }
         let _ = self
             .respond(response, &Method::GET, Version::HTTP_11, false)
             .await;

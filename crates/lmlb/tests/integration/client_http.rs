@@ -248,6 +248,7 @@ async fn an_oversized_body_is_refused_before_it_is_sent() {
     let response = client.response(false).await;
     assert_eq!(response.status, 413);
     assert_eq!(response.json()["error"]["code"], "payload_too_large");
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
     assert_eq!(response.header("connection"), Some("close"));
     assert!(client.closed().await);
 }
