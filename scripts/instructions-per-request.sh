@@ -35,7 +35,7 @@ wait_for() {
         python3 -c "import urllib.request; urllib.request.urlopen('$1', timeout=1)" 2>/dev/null && return 0
         sleep 0.2
     done
-    echo "no answer from $1" >&2
+    echo "no response from $1" >&2
     exit 1
 }
 

@@ -57,7 +57,7 @@ pub fn build_request(
     })
 }
 
-/// What a successful exchange hands on: the response head, the slot, and the reader of the
+/// The result of a successful exchange: the response head, the slot, and the reader of the
 /// body, which owns the connection.
 pub type Exchanged = (ResponseHead, Option<SlotGuard>, ResponseReader);
 

@@ -4,7 +4,7 @@
 //! serde_json remains the judge. This scan returns `None` for invalid JSON. It also returns
 //! `None` for valid JSON that it leaves to serde_json: escapes in keys or in `model`, a surrogate
 //! escape, a very long or large number, deep nesting, or a repeated `model` or `stream`.
-//! The caller then inspects the body with serde_json, which gives the answer and the error
+//! The caller then inspects the body with serde_json, which makes the decision and writes the error
 //! message. So the scan must never accept a body that serde_json rejects, and when it accepts
 //! one, it must read the same fields.
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, Version};
-use http_body::{Body, Frame};
+use http_body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -95,7 +95,7 @@ pub async fn serve(
                 Next::Close
             }
             Ok(Err(Idle::Closed | Idle::ShuttingDown)) => Next::Close,
-            Err(error) => connection.refuse(&app, error).await,
+            Err(error) => connection.reject_head(&app, error).await,
         };
         if next == Next::Close || *shutdown.borrow() {
             let _ = connection.stream.shutdown().await;
@@ -144,7 +144,7 @@ impl Connection {
     }
 
     /// Sends the error response for a head that could not be read, then closes.
-    async fn refuse(&mut self, app: &App, error: HeadError) -> Next {
+    async fn reject_head(&mut self, app: &App, error: HeadError) -> Next {
         let error = match error {
             HeadError::TooLarge => ApiError::HeadTooLarge,
             HeadError::Malformed(reason) => ApiError::invalid(reason),
@@ -316,7 +316,8 @@ impl Connection {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
                     self.flush_out().await?;
-                    match self.next_frame(body.as_mut()).await {
+                    let next = poll_fn(|cx| body.as_mut().poll_frame(cx));
+                    match self.unless_client_leaves(next).await {
                         Some(frame) => frame,
                         None => return Err(io::ErrorKind::ConnectionAborted.into()),
                     }
@@ -343,21 +344,6 @@ impl Connection {
             self.out.extend_from_slice(LAST_CHUNK);
         }
         self.flush_out().await
-    }
-
-    /// Waits for the body's next frame, or `None` when the client leaves first.
-    async fn next_frame(
-        &mut self,
-        mut body: Pin<&mut ProxyBody>,
-    ) -> Option<Option<Result<Frame<Bytes>, proxy::BoxError>>> {
-        poll_fn(|cx| {
-            if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
-                return Poll::Ready(Some(frame));
-            }
-            ready!(self.poll_client_gone(cx));
-            Poll::Ready(None)
-        })
-        .await
     }
 
     /// Writes one frame of data, with anything waiting in `out` ahead of it.

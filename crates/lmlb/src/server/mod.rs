@@ -77,7 +77,7 @@ impl Server {
 }
 
 async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    // Every connection owns a sender, so the receiver sees the channel close when all have ended.
+    // Every connection owns a sender, so the channel closes for the receiver when all have ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {

@@ -128,7 +128,7 @@ impl Client {
         }
     }
 
-    /// Whether the server closes the connection without sending anything more.
+    /// Returns whether the server closes the connection without sending anything more.
     async fn closed(&mut self) -> bool {
         !self.fill().await && self.pending.is_empty()
     }
@@ -152,7 +152,7 @@ async fn lmlb() -> (lmstudio_sim::Simulator, Server) {
 }
 
 #[tokio::test]
-async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+async fn pipelined_requests_answered_in_order() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
 
@@ -184,7 +184,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 }
 
 #[tokio::test]
-async fn a_chunked_request_body_is_read_whole() {
+async fn chunked_request_body_read_whole() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
     let body = chat_body(MODEL, 4, false);
@@ -207,7 +207,7 @@ async fn a_chunked_request_body_is_read_whole() {
 }
 
 #[tokio::test]
-async fn a_streamed_response_is_chunked_and_ends_cleanly() {
+async fn streamed_response_chunked_and_complete() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
     client
@@ -222,7 +222,7 @@ async fn a_streamed_response_is_chunked_and_ends_cleanly() {
 }
 
 #[tokio::test]
-async fn expect_continue_gets_an_interim_response_before_the_body() {
+async fn expect_continue_gets_interim_response() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
     let body = chat_body(MODEL, 2, false);
@@ -239,7 +239,7 @@ async fn expect_continue_gets_an_interim_response_before_the_body() {
 }
 
 #[tokio::test]
-async fn an_oversized_body_is_refused_before_it_is_sent() {
+async fn oversized_body_rejected_before_sending() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
     let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: lmlb\r\nExpect: 100-continue\r\nContent-Length: 999999999999\r\n\r\n";
@@ -289,7 +289,7 @@ async fn head_requests_get_headers_only() {
         .send(b"HEAD /health HTTP/1.1\r\nHost: lmlb\r\n\r\n")
         .await;
     let response = client.response(true).await;
-    // /health answers GET only; HEAD goes through to the upstream like any other request.
+    // /health serves GET only, so HEAD goes through to the upstream like any other request.
     assert!(response.status < 500, "status {}", response.status);
 
     // Nothing follows the head: the next response starts right after it.
@@ -302,7 +302,7 @@ async fn head_requests_get_headers_only() {
 }
 
 #[tokio::test]
-async fn malformed_heads_get_an_openai_error_and_a_closed_connection() {
+async fn malformed_heads_get_error_and_close() {
     let (_sim, lmlb) = lmlb().await;
     let cases: [(&[u8], u16); 4] = [
         (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
@@ -323,14 +323,14 @@ async fn malformed_heads_get_an_openai_error_and_a_closed_connection() {
         let mut client = Client::connect(lmlb.addr()).await;
         client.send(request).await;
         let response = client.response(false).await;
-        let shown = String::from_utf8_lossy(request);
-        assert_eq!(response.status, status, "{shown}");
+        let request_text = String::from_utf8_lossy(request);
+        assert_eq!(response.status, status, "{request_text}");
         assert_eq!(
             response.json()["error"]["type"],
             "invalid_request_error",
-            "{shown}"
+            "{request_text}"
         );
-        assert!(client.closed().await, "{shown}");
+        assert!(client.closed().await, "{request_text}");
     }
 
     let mut client = Client::connect(lmlb.addr()).await;
@@ -345,7 +345,7 @@ async fn malformed_heads_get_an_openai_error_and_a_closed_connection() {
 }
 
 #[tokio::test]
-async fn a_client_that_leaves_mid_body_frees_nothing_it_never_took() {
+async fn client_leaving_mid_body_takes_no_slot() {
     let (_sim, lmlb) = lmlb().await;
     let mut client = Client::connect(lmlb.addr()).await;
     let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: lmlb\r\nContent-Length: 500\r\n\r\n{\"model\":";
