@@ -50,7 +50,7 @@ impl App {
             config.refresh_interval,
             config.listing_timeout,
         );
-        let connections = Arc::new(ConnectionPool::new(&config.upstreams));
+        let connections = Arc::new(ConnectionPool::new(&config.upstreams, config.workers));
         let upstream_headers = config.upstreams.iter().map(UpstreamHeaders::new).collect();
         Arc::new(App {
             connections,

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread accepts connections, checks the upstreams and waits for signals; the
+    // connections are served by the worker threads that `Server::start` starts.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -141,6 +141,11 @@ pub struct ServeArgs {
         env = "LMLB_SHUTDOWN_TIMEOUT"
     )]
     pub shutdown_timeout: Option<String>,
+
+    /// Threads that serve client connections, each with its own connections to the upstreams.
+    /// Default: one per CPU.
+    #[arg(long = "workers", value_name = "N", env = "LMLB_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 /// Policy for requests naming a model that is not loaded anywhere.

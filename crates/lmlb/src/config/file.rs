@@ -9,6 +9,7 @@
 //! request_timeout = "300s"
 //! max_payload_size = "50mb"
 //! unknown_model = "reject"
+//! workers = 2
 //! api_keys = ["sk-local-1"]
 //!
 //! [[upstream]]
@@ -50,6 +51,7 @@ pub struct FileConfig {
     pub cors: Option<bool>,
     pub unknown_model: Option<UnknownModel>,
     pub shutdown_timeout: Option<DurationValue>,
+    pub workers: Option<usize>,
     #[serde(default)]
     pub api_keys: Vec<String>,
     #[serde(default, rename = "upstream")]

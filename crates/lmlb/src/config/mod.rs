@@ -42,6 +42,8 @@ pub struct Config {
     pub unknown_model: UnknownModel,
     pub api_keys: Vec<Secret>,
     pub shutdown_timeout: Duration,
+    /// Threads serving client connections (see [`crate::server`]).
+    pub workers: usize,
     pub queue: QueueLimits,
     /// Client-facing name to the model or instance id it stands for.
     pub aliases: BTreeMap<String, String>,
@@ -120,6 +122,7 @@ impl Default for Config {
             unknown_model: UnknownModel::Reject,
             api_keys: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            workers: default_workers(),
             queue: QueueLimits {
                 max_size: DEFAULT_MAX_QUEUE,
                 timeout: DEFAULT_QUEUE_TIMEOUT,
@@ -199,6 +202,7 @@ impl Config {
                 file.shutdown_timeout.as_ref().map(|v| v.text()),
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
+            workers: args.workers.or(file.workers).unwrap_or(defaults.workers),
             queue: QueueLimits {
                 max_size: args
                     .max_queue
@@ -217,6 +221,9 @@ impl Config {
         if config.refresh_interval.is_zero() {
             return Err("refresh interval: must be greater than 0".to_string());
         }
+        if config.workers == 0 {
+            return Err("--workers (LMLB_WORKERS): must be at least 1".to_string());
+        }
         Ok(config)
     }
 
@@ -232,6 +239,11 @@ impl Config {
                 .unwrap_or(self.queue.timeout),
         }
     }
+}
+
+/// One worker per CPU, as nginx's `worker_processes auto`.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
 }
 
 fn resolve_upstreams(
@@ -433,6 +445,7 @@ mod tests {
             request_timeout: Some("2s".into()),
             max_payload_size: Some("1kb".into()),
             request_log: Some("true".into()),
+            workers: Some(3),
             ..ServeArgs::default()
         };
         let config = Config::resolve(&args).unwrap();
@@ -440,6 +453,17 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(2));
         assert_eq!(config.max_payload, 1024);
         assert!(config.request_log);
+        assert_eq!(config.workers, 3);
+    }
+
+    #[test]
+    fn zero_workers_rejected() {
+        let args = ServeArgs {
+            workers: Some(0),
+            ..ServeArgs::default()
+        };
+        let error = Config::resolve(&args).unwrap_err();
+        assert!(error.contains("LMLB_WORKERS"), "{error}");
     }
 
     #[test]
@@ -483,6 +507,7 @@ mod tests {
             r#"
             port = 9000
             request_timeout = "2m"
+            workers = 4
             [[upstream]]
             name = "desk"
             url = "http://127.0.0.1:1234"
@@ -509,6 +534,7 @@ mod tests {
 
         assert_eq!(config.listen.port(), 9100, "the flag wins over the file");
         assert_eq!(config.request_timeout, Duration::from_secs(120));
+        assert_eq!(config.workers, 4);
         assert_eq!(config.upstreams[0].name, "desk");
         assert_eq!(
             config.upstreams[0].api_token.as_ref().unwrap().expose(),

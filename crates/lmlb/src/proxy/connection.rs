@@ -21,6 +21,7 @@ use super::http1::{self, BodyDecoder, Decoded, Outgoing, ResponseHead};
 use crate::client::CONNECT_TIMEOUT;
 use crate::config::UpstreamConfig;
 use crate::deadline::Deadline;
+use crate::server::workers;
 
 /// Idle connections kept per upstream; more are closed when they finish.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
@@ -160,28 +161,42 @@ pub enum SendFailure {
     TimedOut,
 }
 
-/// Idle connections, one list per upstream in configuration order.
+/// Idle connections of one worker (see [`crate::server::workers`]) to one upstream, oldest first,
+/// each with the moment it became idle.
+type IdleList = Mutex<Vec<(Instant, UpstreamConnection)>>;
+
+/// Idle connections, one list per worker and upstream. A connection is registered with the
+/// event loop of the worker that opened it, so only that worker's requests reuse it.
 pub struct ConnectionPool {
     /// Per upstream, `host:port` to connect to.
     authorities: Vec<String>,
-    /// Per upstream, oldest first, each with the moment it became idle.
-    idle: Vec<Mutex<Vec<(Instant, UpstreamConnection)>>>,
+    /// Per worker, one list per upstream in configuration order.
+    idle: Vec<Vec<IdleList>>,
 }
 
 impl ConnectionPool {
-    pub fn new(upstreams: &[UpstreamConfig]) -> ConnectionPool {
+    pub fn new(upstreams: &[UpstreamConfig], workers: usize) -> ConnectionPool {
         ConnectionPool {
             authorities: upstreams
                 .iter()
                 .map(|upstream| upstream.authority().to_string())
                 .collect(),
-            idle: upstreams.iter().map(|_| Mutex::new(Vec::new())).collect(),
+            idle: (0..workers.max(1))
+                .map(|_| upstreams.iter().map(|_| Mutex::new(Vec::new())).collect())
+                .collect(),
         }
+    }
+
+    /// The calling worker's idle list for `upstream`.
+    fn idle(&self, upstream: usize) -> &IdleList {
+        let worker = workers::current() % self.idle.len();
+        &self.idle[worker][upstream]
     }
 
     /// Takes the most recently used idle connection, the one most likely still open.
     fn take(&self, upstream: usize) -> Option<UpstreamConnection> {
-        let mut idle = self.idle[upstream]
+        let mut idle = self
+            .idle(upstream)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         idle.pop().map(|(_, connection)| connection)
@@ -190,7 +205,8 @@ impl ConnectionPool {
     /// Keeps a connection whose exchange ended cleanly for the next request.
     fn put(&self, upstream: usize, connection: UpstreamConnection) {
         let now = Instant::now();
-        let mut idle = self.idle[upstream]
+        let mut idle = self
+            .idle(upstream)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         idle.retain(|(since, _)| now.duration_since(*since) < MAX_IDLE_AGE);

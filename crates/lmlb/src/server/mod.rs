@@ -8,6 +8,7 @@
 mod connection;
 mod request;
 mod response;
+pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::config::Config;
 use crate::proxy::Peer;
+use workers::Workers;
 
 /// Pause after a failed `accept` (for example when out of file descriptors) before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -42,11 +44,17 @@ impl Server {
 
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let workers = Workers::start(app.config.workers)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         app.catalog.spawn_pollers(shutdown_rx.clone());
 
-        let task = tokio::spawn(serve(listener, Arc::clone(&app), shutdown_rx));
-        tracing::info!(%addr, upstreams = app.config.upstreams.len(), "lmlb listening");
+        let task = tokio::spawn(serve(listener, workers, Arc::clone(&app), shutdown_rx));
+        tracing::info!(
+            %addr,
+            upstreams = app.config.upstreams.len(),
+            workers = app.config.workers,
+            "lmlb listening"
+        );
         Ok(Server {
             addr,
             app,
@@ -76,7 +84,14 @@ impl Server {
     }
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections and hands each to a worker until shutdown; then waits for the workers'
+/// connections to end and stops the workers.
+async fn serve(
+    listener: TcpListener,
+    workers: Workers,
+    app: Arc<App>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Every connection owns a sender, so the channel closes for the receiver when all have ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     loop {
@@ -84,13 +99,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiv
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection::serve(
-                        stream,
-                        Arc::clone(&app),
-                        Peer::new(client),
-                        shutdown.clone(),
-                        alive.clone(),
-                    ));
+                    let (app, shutdown, alive) = (Arc::clone(&app), shutdown.clone(), alive.clone());
+                    workers.dispatch(stream, move |stream| {
+                        connection::serve(stream, app, Peer::new(client), shutdown, alive)
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(%error, "failed to accept a connection");

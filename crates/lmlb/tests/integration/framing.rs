@@ -155,10 +155,45 @@ fn header(head: &str, name: &str) -> Option<String> {
     })
 }
 
+/// lmlb with one worker, so that every request draws on the same idle upstream connections.
 async fn lmlb_for(upstream: &RawUpstream) -> lmlb::Server {
+    lmlb_with_workers(upstream, 1).await
+}
+
+async fn lmlb_with_workers(upstream: &RawUpstream, workers: usize) -> lmlb::Server {
     let mut config = Config::for_upstreams(&[format!("http://{}", upstream.addr)]).unwrap();
     config.listen.set_port(0);
+    config.workers = workers;
     start_lmlb(config).await
+}
+
+/// Sends one chat request on a kept-alive client connection and reads the response to its end.
+async fn chat_on(client: &mut TcpStream) -> String {
+    let body = chat_body();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: lmlb\r\ncontent-type: application/json\r\n\
+         x-framing: length\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received);
+        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let length: usize = header(head, "content-length").map_or(0, |v| v.parse().unwrap());
+            if rest.len() >= length {
+                return text.into_owned();
+            }
+        }
+        let read = tokio::time::timeout(PATIENCE, client.read(&mut buffer))
+            .await
+            .expect("lmlb answers in time")
+            .unwrap();
+        assert!(read > 0, "lmlb closed the connection mid-response");
+        received.extend_from_slice(&buffer[..read]);
+    }
 }
 
 fn chat_body() -> String {
@@ -226,6 +261,29 @@ async fn length_body_reused() {
         assert_eq!(reply.json()["ok"], true);
     }
     assert_eq!(upstream.chat_connections(), 1);
+}
+
+#[tokio::test]
+async fn each_worker_reuses_its_own_upstream_connection() {
+    let upstream = RawUpstream::start().await;
+    let lmlb = lmlb_with_workers(&upstream, 2).await;
+
+    // Two client connections open at once go to different workers.
+    let mut first = TcpStream::connect(lmlb.addr()).await.unwrap();
+    let mut second = TcpStream::connect(lmlb.addr()).await.unwrap();
+    for _ in 0..3 {
+        for client in [&mut first, &mut second] {
+            let reply = chat_on(client).await;
+            assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+            assert!(reply.ends_with(r#"{"ok":true}"#), "{reply}");
+        }
+    }
+
+    assert_eq!(
+        upstream.chat_connections(),
+        2,
+        "one upstream connection per worker carries that worker's requests"
+    );
 }
 
 #[tokio::test]
