@@ -73,6 +73,15 @@ fn streaming(measured: &[&Measurement], outcomes: &mut Vec<Outcome>) {
             met: added < MAX_ADDED_ITL_P99_MS,
         });
     }
+    if let Some(added) = lmlb.number("added_transit_p99_ms") {
+        outcomes.push(Outcome {
+            goal: format!(
+                "streaming: added delay per token p99 under {MAX_ADDED_ITL_P99_MS} ms (by send time)"
+            ),
+            measured: format!("{added:.3} ms"),
+            met: added < MAX_ADDED_ITL_P99_MS,
+        });
+    }
     if let Some(rss) = lmlb.rss_mb {
         outcomes.push(Outcome {
             goal: format!("streaming: memory under {MAX_STREAMING_RSS_MB} MB"),

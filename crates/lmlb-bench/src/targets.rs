@@ -44,6 +44,8 @@ pub struct SimulatorConfig {
     /// 0 = instant generation.
     pub tokens_per_second: f64,
     pub ttft: Duration,
+    /// Stamp each streamed token with the time the simulator wrote it (`--stamp-tokens`).
+    pub stamp_tokens: bool,
 }
 
 impl Simulator {
@@ -87,6 +89,9 @@ pub async fn start_simulator(
         .arg(config.tokens_per_second.to_string())
         .arg("--ttft-ms")
         .arg(config.ttft.as_millis().to_string());
+    if config.stamp_tokens {
+        command.arg("--stamp-tokens");
+    }
     for model in &config.models {
         command.arg("--model").arg(model);
     }

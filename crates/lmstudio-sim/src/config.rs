@@ -37,6 +37,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Keep the last 64 inference exchanges for [`crate::Simulator::recorded`]. Default false.
     pub record: bool,
+    /// Precede each streamed token's event with an SSE comment, `: sent_us=MICROS`, giving when
+    /// the simulator wrote it (microseconds since the Unix epoch). Clients ignore comments; the
+    /// benchmark uses them to time each token's way to the client. Default false.
+    pub stamp_tokens: bool,
 }
 
 impl Default for SimConfig {
@@ -58,6 +62,7 @@ impl Default for SimConfig {
             load_time: Duration::from_millis(500),
             faults: Faults::default(),
             record: false,
+            stamp_tokens: false,
         }
     }
 }

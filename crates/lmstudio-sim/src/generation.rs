@@ -19,6 +19,8 @@ pub(crate) struct Timing {
     tokens_per_second: f64,
     ttft: Duration,
     prefill_tokens_per_second: f64,
+    /// Whether streamed tokens carry the time they were written (see [`SimConfig::stamp_tokens`]).
+    pub stamp_tokens: bool,
 }
 
 impl Timing {
@@ -27,6 +29,7 @@ impl Timing {
             tokens_per_second: config.tokens_per_second,
             ttft: config.ttft,
             prefill_tokens_per_second: config.prefill_tokens_per_second,
+            stamp_tokens: config.stamp_tokens,
         }
     }
 

@@ -86,6 +86,10 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     listing_delay_ms: u64,
 
+    /// Precede each streamed token with an SSE comment `: sent_us=MICROS` (Unix time).
+    #[arg(long)]
+    stamp_tokens: bool,
+
     /// Tokio worker threads; defaults to half the CPUs (at least 1), since the simulator
     /// usually shares the machine with a balancer and a load generator.
     #[arg(long, value_name = "N")]
@@ -123,6 +127,7 @@ impl Args {
                 listing_delay_ms: self.listing_delay_ms,
             },
             record: false,
+            stamp_tokens: self.stamp_tokens,
         }
     }
 }

@@ -17,6 +17,14 @@ pub(crate) fn write_event<T: Serialize>(out: &mut Vec<u8>, name: &str, value: &T
     write_data(out, value);
 }
 
+/// Appends the comment `: sent_us=MICROS` with the current Unix time in microseconds.
+pub fn write_stamp(out: &mut Vec<u8>) {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros());
+    out.extend_from_slice(format!(": sent_us={micros}\n").as_bytes());
+}
+
 /// Appends the `data: [DONE]` frame that ends OpenAI-style streams.
 pub(crate) fn write_done(out: &mut Vec<u8>) {
     out.extend_from_slice(b"data: [DONE]\n\n");

@@ -49,6 +49,7 @@ pub(crate) struct TokenStream {
     interval: Duration,
     timer: Option<Sleep>,
     faults: StreamFaults,
+    stamp: bool,
     state: State,
 }
 
@@ -71,6 +72,8 @@ pub(crate) struct StreamSetup {
     pub time_to_first_token: Duration,
     pub interval: Duration,
     pub faults: StreamFaults,
+    /// Precede each token's event with `: sent_us=MICROS`.
+    pub stamp: bool,
 }
 
 impl TokenStream {
@@ -89,6 +92,7 @@ impl TokenStream {
             interval: setup.interval,
             timer,
             faults: setup.faults,
+            stamp: setup.stamp,
             state: State::Running,
         }
     }
@@ -140,6 +144,9 @@ impl TokenStream {
             self.encoder.open(&mut out);
         }
         let word = self.words.next_word();
+        if self.stamp {
+            sse::write_stamp(&mut out);
+        }
         self.encoder.token(word, &mut out);
         self.sent += 1;
         if let Some(slot) = &self.slot {

@@ -341,3 +341,44 @@ async fn prompt_cache_shortens_first_token() {
     );
     assert_eq!(second["usage"]["prompt_tokens"], 150);
 }
+
+#[tokio::test]
+async fn stamped_tokens_carry_send_time() {
+    let sim = start(SimConfig {
+        stamp_tokens: true,
+        ..fast_config()
+    })
+    .await;
+    let before = unix_micros();
+    let reply = post(&sim, "/v1/chat/completions", &chat_stream(QWEN, "stamp", 3)).await;
+    let after = unix_micros();
+
+    let text = reply.text();
+    let stamps: Vec<u128> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(": sent_us="))
+        .map(|micros| micros.parse().unwrap())
+        .collect();
+    assert_eq!(stamps.len(), 3, "one stamp per token: {text}");
+    assert!(
+        stamps.iter().all(|&at| before <= at && at <= after),
+        "{stamps:?}"
+    );
+    assert!(stamps.is_sorted(), "{stamps:?}");
+    let content_events = text.matches("\"content\":\"").count();
+    assert!(content_events >= 3, "{text}");
+}
+
+#[tokio::test]
+async fn tokens_are_unstamped_by_default() {
+    let sim = start(fast_config()).await;
+    let reply = post(&sim, "/v1/chat/completions", &chat_stream(QWEN, "plain", 3)).await;
+    assert!(!reply.text().contains(": sent_us="), "{}", reply.text());
+}
+
+fn unix_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}

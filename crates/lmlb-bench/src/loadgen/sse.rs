@@ -4,8 +4,9 @@
 /// The kind of one event, as the load generator counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SseEvent {
-    /// A chunk whose `choices[0].delta.content` is a non-empty string.
-    Token,
+    /// A chunk whose `choices[0].delta.content` is a non-empty string, with the time the
+    /// simulator wrote it (its `: sent_us=MICROS` comment, Unix time) when it carries one.
+    Token(Option<u64>),
     /// `data: [DONE]`.
     Done,
     /// Any other event: the role chunk, the final empty delta, usage, comments.
@@ -78,9 +79,17 @@ fn classify(event: &[u8]) -> SseEvent {
         .pointer("/choices/0/delta/content")
         .and_then(serde_json::Value::as_str);
     match content {
-        Some(text) if !text.is_empty() => SseEvent::Token,
+        Some(piece) if !piece.is_empty() => SseEvent::Token(sent_us(&text)),
         _ => SseEvent::Other,
     }
+}
+
+/// Reads the simulator's `: sent_us=MICROS` comment line of an event.
+fn sent_us(event: &str) -> Option<u64> {
+    event
+        .lines()
+        .find_map(|line| line.strip_prefix(": sent_us="))
+        .and_then(|micros| micros.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -99,8 +108,8 @@ mod tests {
         assert_eq!(
             events,
             [
-                SseEvent::Token,
-                SseEvent::Token,
+                SseEvent::Token(None),
+                SseEvent::Token(None),
                 SseEvent::Other,
                 SseEvent::Done
             ]
@@ -114,7 +123,7 @@ mod tests {
         let (a, b) = stream.as_bytes().split_at(20);
         let (b, c) = b.split_at(b.len() - 9);
         assert!(parser.feed(a).is_empty());
-        assert_eq!(parser.feed(b), [SseEvent::Token]);
+        assert_eq!(parser.feed(b), [SseEvent::Token(None)]);
         assert_eq!(parser.feed(c), [SseEvent::Done]);
     }
 
@@ -124,7 +133,20 @@ mod tests {
         let frame = format!("{TOKEN}\r\n\r\ndata: [DONE]\r\n\r\n");
         assert_eq!(
             parser.feed(frame.as_bytes()),
-            [SseEvent::Token, SseEvent::Done]
+            [SseEvent::Token(None), SseEvent::Done]
+        );
+    }
+
+    #[test]
+    fn stamp_comment_read_with_token() {
+        let mut parser = SseParser::default();
+        let frame = format!(": sent_us=1733371234567890\n{TOKEN}\n\n{TOKEN}\n\n");
+        assert_eq!(
+            parser.feed(frame.as_bytes()),
+            [
+                SseEvent::Token(Some(1_733_371_234_567_890)),
+                SseEvent::Token(None)
+            ]
         );
     }
 
@@ -136,7 +158,7 @@ mod tests {
         let frame = format!("{empty}\n\n{spaced}\n\n: keep-alive comment\n\n");
         assert_eq!(
             parser.feed(frame.as_bytes()),
-            [SseEvent::Other, SseEvent::Token, SseEvent::Other]
+            [SseEvent::Other, SseEvent::Token(None), SseEvent::Other]
         );
     }
 }

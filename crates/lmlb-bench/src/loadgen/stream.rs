@@ -24,6 +24,9 @@ pub struct StreamTiming {
     /// Time between consecutive tokens. Tokens that arrive in one read share an
     /// arrival time, so their gap is zero, as a client would see it.
     pub gaps: Vec<Duration>,
+    /// Per token that carries the simulator's send time, the time from that send to its
+    /// arrival here (both read from the system clock).
+    pub transits: Vec<Duration>,
     pub tokens: u32,
 }
 
@@ -38,6 +41,7 @@ pub async fn read_stream(
     let mut first_token = None;
     let mut previous_token: Option<Instant> = None;
     let mut gaps = Vec::new();
+    let mut transits = Vec::new();
     let mut tokens = 0;
 
     while let Some(frame) = body.frame().await {
@@ -45,9 +49,13 @@ pub async fn read_stream(
             continue;
         };
         let now = Instant::now();
+        let now_us = unix_micros();
         for event in parser.feed(&data) {
             match event {
-                SseEvent::Token => {
+                SseEvent::Token(sent_us) => {
+                    if let Some(sent_us) = sent_us {
+                        transits.push(Duration::from_micros(now_us.saturating_sub(sent_us)));
+                    }
                     tokens += 1;
                     first_token.get_or_insert(now);
                     if let Some(previous) = previous_token {
@@ -61,6 +69,7 @@ pub async fn read_stream(
                         first_token,
                         finished: now,
                         gaps,
+                        transits,
                         tokens,
                     });
                 }
@@ -69,6 +78,12 @@ pub async fn read_stream(
         }
     }
     Err(ClientError::Truncated { tokens })
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
 }
 
 /// Opens a connection, sends one streaming request and reads it to the end.
@@ -93,6 +108,8 @@ pub struct StreamLoad {
 pub struct StreamReport {
     pub time_to_first_token: LatencyHistogram,
     pub inter_token: LatencyHistogram,
+    /// From the simulator writing a token to its arrival, for tokens that carry the time.
+    pub transit: LatencyHistogram,
     /// From sending the request to `data: [DONE]`.
     pub total: LatencyHistogram,
     pub completed: u64,
@@ -145,6 +162,9 @@ impl StreamReport {
         }
         for gap in &timing.gaps {
             self.inter_token.record(*gap);
+        }
+        for transit in &timing.transits {
+            self.transit.record(*transit);
         }
         self.total.record(timing.finished - timing.sent);
     }

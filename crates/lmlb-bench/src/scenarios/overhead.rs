@@ -40,6 +40,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
         models: vec![format!("{MODEL},instances=1,parallel={CONNECTIONS}")],
         tokens_per_second: 0.0,
         ttft: Duration::ZERO,
+        stamp_tokens: false,
     };
     let simulator = start_simulator(workspace, "sim-overhead", &simulator_config).await?;
 

@@ -277,6 +277,7 @@ async fn stream(
         time_to_first_token,
         interval: shared.timing.token_interval(),
         faults: shared.faults.take_stream(),
+        stamp: shared.timing.stamp_tokens,
     });
     Ok(sse_response(stream))
 }

@@ -97,6 +97,7 @@ pub async fn start_sim(
         models: vec![format!("{MODEL},instances={instances},parallel=1")],
         tokens_per_second: service.tokens_per_second,
         ttft: service.ttft,
+        stamp_tokens: false,
     };
     start_simulator(&context.workspace, name, &config).await
 }
