@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 50 * 1024 * 1024;
 pub const DEFAULT_MAX_QUEUE: usize = 512;
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most worker threads; also the default's bound on machines with more CPUs.
+pub const MAX_WORKERS: usize = 256;
 
 /// The complete, validated configuration.
 #[derive(Clone, Debug)]
@@ -221,8 +223,11 @@ impl Config {
         if config.refresh_interval.is_zero() {
             return Err("refresh interval: must be greater than 0".to_string());
         }
-        if config.workers == 0 {
-            return Err("--workers (LMLB_WORKERS): must be at least 1".to_string());
+        if !(1..=MAX_WORKERS).contains(&config.workers) {
+            return Err(format!(
+                "--workers (LMLB_WORKERS, or `workers` in the config file): must be 1 to {MAX_WORKERS}, got {}",
+                config.workers
+            ));
         }
         Ok(config)
     }
@@ -241,9 +246,9 @@ impl Config {
     }
 }
 
-/// One worker per CPU, as nginx's `worker_processes auto`.
+/// One worker per CPU, as nginx's `worker_processes auto`, at most [`MAX_WORKERS`].
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
+    std::thread::available_parallelism().map_or(1, |cpus| cpus.get().min(MAX_WORKERS))
 }
 
 fn resolve_upstreams(
@@ -457,13 +462,16 @@ mod tests {
     }
 
     #[test]
-    fn zero_workers_rejected() {
-        let args = ServeArgs {
-            workers: Some(0),
-            ..ServeArgs::default()
-        };
-        let error = Config::resolve(&args).unwrap_err();
-        assert!(error.contains("LMLB_WORKERS"), "{error}");
+    fn workers_out_of_range_rejected() {
+        for workers in [0, MAX_WORKERS + 1, usize::MAX] {
+            let args = ServeArgs {
+                workers: Some(workers),
+                ..ServeArgs::default()
+            };
+            let error = Config::resolve(&args).unwrap_err();
+            assert!(error.contains("LMLB_WORKERS"), "{error}");
+            assert!(error.contains(&workers.to_string()), "{error}");
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ use workers::Workers;
 /// Pause after a failed `accept` (for example when out of file descriptors) before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// Time that requests still queued at the shutdown timeout get to send their 503 before the
+/// workers stop.
+const QUEUE_CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// A running lmlb. Dropping it does not stop the server; call [`Server::shutdown`].
 pub struct Server {
     addr: SocketAddr,
@@ -121,10 +125,16 @@ async fn serve(
         "shutting down; waiting for in-flight requests"
     );
     tokio::select! {
-        _ = all_ended.recv() => tracing::info!("all connections finished"),
+        _ = all_ended.recv() => {
+            tracing::info!("all connections finished");
+            return;
+        }
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached; closing the remaining connections"),
     }
+    // Queued requests get 503 `shutting_down`; the wait lets them write it before the workers
+    // stop, which closes every connection still open.
     app.scheduler.close_queues();
+    let _ = tokio::time::timeout(QUEUE_CLOSE_GRACE, all_ended.recv()).await;
 }
 
 /// Resolves once the shutdown flag is set.

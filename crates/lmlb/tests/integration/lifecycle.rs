@@ -38,3 +38,34 @@ async fn shutdown_lets_stream_finish() {
     shutdown.await.unwrap();
     assert_eq!(sim.stats().total_served(), 1);
 }
+
+#[tokio::test]
+async fn queued_request_gets_503_at_shutdown_timeout() {
+    let sim = start_sim(sim_config(&["qwen2.5-7b-instruct,instances=1"], 5.0)).await;
+    let mut config = lmlb_config(&[&sim]);
+    config.shutdown_timeout = std::time::Duration::from_millis(200);
+    let lmlb = start_lmlb(config).await;
+    let url = format!("{}/v1/chat/completions", lmlb.url());
+
+    // A slow stream takes the only slot, so the next request waits in the queue.
+    let stream = send(
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        chat_body(MODEL, 100, true),
+    )
+    .await;
+    assert_eq!(stream.status(), 200);
+    let base = lmlb.url();
+    let queued = tokio::spawn(async move { chat(&base, MODEL, 4).await });
+    eventually("the second request is queued", || async {
+        lmlb_queued(&lmlb) == 1
+    })
+    .await;
+
+    lmlb.shutdown().await;
+
+    let reply = queued.await.unwrap();
+    reply.assert_error(503, "shutting_down");
+    drop(stream);
+}
