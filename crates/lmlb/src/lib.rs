@@ -14,7 +14,8 @@
 //! - [`scheduler`]: slots, least-loaded selection and FIFO queues; no I/O.
 //! - [`proxy`]: body rewrite, forwarding and streaming of balanced and pass-through requests.
 //! - [`api`]: lmlb's own endpoints (`/health`, `/models`, `/metrics`, `/dashboard`, listings).
-//! - [`server`]: the listener, routing and graceful shutdown.
+//! - [`server`]: the listener, the worker threads that serve client connections, and graceful
+//!   shutdown.
 //! - [`demo`]: the simulator and lmlb together, for a first try.
 
 #![forbid(unsafe_code)]

@@ -1,9 +1,10 @@
 //! The listener: accepts connections, serves HTTP/1.1 on each, and shuts down gracefully.
 //!
 //! lmlb speaks HTTP/1.1 to clients with its own small server (`request`, `response` and
-//! `connection`) rather than a general one. A request's head, body and response pass through the
-//! connection's own buffers to the router and back, with no channel, extra task or timer per
-//! request on the way.
+//! `connection`) rather than a general one. The listener runs on the caller's runtime and hands
+//! each connection to a worker thread (`workers`). A request's head, body and response pass
+//! through the connection's own buffers to the router and back, with no channel, extra task or
+//! timer per request on the way.
 
 mod connection;
 mod request;
