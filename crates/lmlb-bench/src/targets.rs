@@ -44,7 +44,7 @@ pub struct SimulatorConfig {
     /// 0 = instant generation.
     pub tokens_per_second: f64,
     pub ttft: Duration,
-    /// Stamp each streamed token with the time the simulator wrote it (`--stamp-tokens`).
+    /// Whether the simulator stamps each streamed token with the time it wrote it (`--stamp-tokens`).
     pub stamp_tokens: bool,
 }
 

@@ -11,8 +11,8 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
 
-    // This thread accepts connections, checks the upstreams and waits for signals; the
-    // connections are served by the worker threads that `Server::start` starts.
+    // This thread accepts connections, checks the upstreams and waits for signals. The worker
+    // threads that `Server::start` starts serve the connections.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

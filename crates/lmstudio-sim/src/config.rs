@@ -37,9 +37,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Keep the last 64 inference exchanges for [`crate::Simulator::recorded`]. Default false.
     pub record: bool,
-    /// Precede each streamed token's event with an SSE comment, `: sent_us=MICROS`, giving when
-    /// the simulator wrote it (microseconds since the Unix epoch). Clients ignore comments; the
-    /// benchmark uses them to time each token's way to the client. Default false.
+    /// Whether each streamed token's event starts with the SSE comment `: sent_us=MICROS`, the
+    /// time the simulator wrote it in microseconds since the Unix epoch. Clients ignore comments,
+    /// and the benchmark uses them to time each token's way to the client. Default false.
     pub stamp_tokens: bool,
 }
 

@@ -72,7 +72,7 @@ pub(crate) struct StreamSetup {
     pub time_to_first_token: Duration,
     pub interval: Duration,
     pub faults: StreamFaults,
-    /// Precede each token's event with `: sent_us=MICROS`.
+    /// Whether each token's event starts with the comment `: sent_us=MICROS`.
     pub stamp: bool,
 }
 

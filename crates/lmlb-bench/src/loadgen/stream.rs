@@ -24,8 +24,8 @@ pub struct StreamTiming {
     /// Time between consecutive tokens. Tokens that arrive in one read share an
     /// arrival time, so their gap is zero, as a client would see it.
     pub gaps: Vec<Duration>,
-    /// Per token that carries the simulator's send time, the time from that send to its
-    /// arrival here (both read from the system clock).
+    /// Times from the simulator's send to the arrival here, one per token that carries the send
+    /// time. Both ends read the system clock.
     pub transits: Vec<Duration>,
     pub tokens: u32,
 }

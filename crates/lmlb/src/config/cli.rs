@@ -142,8 +142,8 @@ pub struct ServeArgs {
     )]
     pub shutdown_timeout: Option<String>,
 
-    /// Threads that serve client connections, each with its own connections to the upstreams.
-    /// Default: one per CPU.
+    /// Threads that serve client connections, each with its own connections to the upstreams
+    /// (1 to 256). Default: one per CPU.
     #[arg(long = "workers", value_name = "N", env = "LMLB_WORKERS")]
     pub workers: Option<usize>,
 }

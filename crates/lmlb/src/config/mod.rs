@@ -246,7 +246,7 @@ impl Config {
     }
 }
 
-/// One worker per CPU, as nginx's `worker_processes auto`, at most [`MAX_WORKERS`].
+/// Returns one worker per CPU, as nginx's `worker_processes auto` does, and at most [`MAX_WORKERS`].
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |cpus| cpus.get().min(MAX_WORKERS))
 }

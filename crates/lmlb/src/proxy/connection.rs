@@ -187,7 +187,7 @@ impl ConnectionPool {
         }
     }
 
-    /// The calling worker's idle list for `upstream`.
+    /// Returns the calling worker's idle list for `upstream`.
     fn idle(&self, upstream: usize) -> &IdleList {
         let worker = workers::current() % self.idle.len();
         &self.idle[worker][upstream]

@@ -89,7 +89,7 @@ impl Server {
     }
 }
 
-/// Accepts connections and hands each to a worker until shutdown; then waits for the workers'
+/// Accepts connections and hands each to a worker until shutdown. Then waits for the workers'
 /// connections to end and stops the workers.
 async fn serve(
     listener: TcpListener,
@@ -105,7 +105,7 @@ async fn serve(
                 Ok((stream, client)) => {
                     let _ = stream.set_nodelay(true);
                     let (app, shutdown, alive) = (Arc::clone(&app), shutdown.clone(), alive.clone());
-                    workers.dispatch(stream, move |stream| {
+                    workers.dispatch(stream, client, move |stream| {
                         connection::serve(stream, app, Peer::new(client), shutdown, alive)
                     });
                 }
@@ -132,7 +132,7 @@ async fn serve(
         }
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached; closing the remaining connections"),
     }
-    // Queued requests get 503 `shutting_down`; the wait lets them write it before the workers
+    // Queued requests get 503 `shutting_down`, and the wait lets them write it before the workers
     // stop, which closes every connection still open.
     app.scheduler.close_queues();
     let _ = tokio::time::timeout(QUEUE_CLOSE_GRACE, all_ended.recv()).await;

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,7 +18,7 @@ use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
 thread_local! {
-    /// The index of the worker running on this thread; `None` on other threads.
+    /// The index of the worker running on this thread, or `None` on other threads.
     static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
@@ -49,11 +50,7 @@ impl Workers {
         Ok(Workers { workers })
     }
 
-    pub fn count(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Connections each worker serves now, in worker order.
+    /// Returns how many connections each worker serves now, in worker order.
     pub fn connections(&self) -> Vec<usize> {
         self.workers
             .iter()
@@ -61,8 +58,9 @@ impl Workers {
             .collect()
     }
 
-    /// Hands an accepted connection to the worker serving the fewest, which runs `serve` on it.
-    pub fn dispatch<S, F>(&self, stream: TcpStream, serve: S)
+    /// Hands the connection accepted from `client` to the worker serving the fewest, which runs
+    /// `serve` on it.
+    pub fn dispatch<S, F>(&self, stream: TcpStream, client: SocketAddr, serve: S)
     where
         S: FnOnce(TcpStream) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -77,7 +75,7 @@ impl Workers {
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, "failed to hand a connection to a worker");
+                tracing::warn!(%error, %client, "failed to hand a connection to a worker; closed it");
                 return;
             }
         };
@@ -86,7 +84,9 @@ impl Workers {
             let _open = open;
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve(stream).await,
-                Err(error) => tracing::warn!(%error, "failed to hand a connection to a worker"),
+                Err(error) => {
+                    tracing::warn!(%error, %client, "failed to hand a connection to a worker; closed it");
+                }
             }
         });
     }
@@ -101,7 +101,7 @@ impl Worker {
             .name(format!("lmlb-worker-{index}"))
             .spawn(move || {
                 WORKER.with(|worker| worker.set(Some(index)));
-                // Returns when the sender is dropped; the runtime then drops its tasks here.
+                // Returns when the sender is dropped. The runtime then drops its tasks on this thread.
                 let _ = runtime.block_on(stopped);
             })?;
         Ok(Worker {
@@ -145,8 +145,8 @@ mod tests {
         let mut clients = Vec::new();
         for _ in 0..count {
             let mut client = TcpStream::connect(addr).await.unwrap();
-            let (accepted, _) = listener.accept().await.unwrap();
-            workers.dispatch(accepted, |mut stream| async move {
+            let (accepted, peer) = listener.accept().await.unwrap();
+            workers.dispatch(accepted, peer, |mut stream| async move {
                 let _ = stream.write_all(&[current() as u8]).await;
                 let _ = stream.read(&mut [0u8; 1]).await;
             });

@@ -264,7 +264,7 @@ async fn length_body_reused() {
 }
 
 #[tokio::test]
-async fn each_worker_reuses_its_own_upstream_connection() {
+async fn workers_reuse_own_upstream_connections() {
     let upstream = RawUpstream::start().await;
     let lmlb = lmlb_with_workers(&upstream, 2).await;
 
