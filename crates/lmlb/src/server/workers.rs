@@ -2,7 +2,8 @@
 //!
 //! A connection stays on the worker that took it, and so do the tasks it spawns and the upstream
 //! connections it uses (the pool keeps idle connections per worker, see [`current`]). No task moves
-//! between threads and no worker wakes another for a request, as with nginx's worker processes.
+//! between threads, as with nginx's worker processes. Only a queued request may be woken from
+//! another worker, by the slot that worker frees.
 //! On a machine where lmlb shares its cores with LM Studio and the clients, this served more
 //! requests per second than one runtime whose threads steal tasks from each other (BENCHMARKS.md).
 
