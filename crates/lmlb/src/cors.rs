@@ -1,15 +1,16 @@
 //! Cross-origin access for browser front ends, on by default as in the original tool.
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 
 use crate::proxy::ProxyBody;
+use crate::request::ClientRequest;
 
 /// Time browsers may cache a preflight response, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "86400";
 
 /// Builds the response to a CORS preflight, allowing the method and headers the browser asked for.
-pub fn preflight<B>(request: &Request<B>) -> Response<ProxyBody> {
+pub fn preflight(request: &ClientRequest) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(""));
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
@@ -19,9 +20,8 @@ pub fn preflight<B>(request: &Request<B>) -> Response<ProxyBody> {
         HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
     );
     let requested = request
-        .headers()
-        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        .cloned()
+        .header("access-control-request-headers")
+        .and_then(|value| HeaderValue::from_bytes(value).ok())
         .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type, x-api-key"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
     headers.insert(

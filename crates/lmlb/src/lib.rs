@@ -31,6 +31,7 @@ pub mod demo;
 pub mod error;
 pub mod model;
 pub mod proxy;
+pub mod request;
 pub mod router;
 pub mod scheduler;
 pub mod server;

@@ -1,20 +1,18 @@
 //! Dispatches each request to lmlb's own endpoints, the balancer or the pass-through.
 
-use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::{Method, Response};
 
 use crate::api;
 use crate::app::App;
 use crate::cors;
 use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, Peer, ProxyBody};
+use crate::request::ClientRequest;
 
-pub async fn route(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
+pub async fn route(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {
     let cors = app.config.cors;
-    let preflight = request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        request.method() == Method::OPTIONS && request.has_header("access-control-request-method");
     if cors && preflight {
         return cors::preflight(&request);
     }
@@ -27,9 +25,9 @@ pub async fn route(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<
     response
 }
 
-async fn dispatch(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
+async fn dispatch(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {
     let method = request.method();
-    let path = request.uri().path();
+    let path = request.path();
 
     if app.requires_key() && !is_public(method, path) && !has_valid_key(app, &request) {
         return proxy::reject(app, ApiError::Unauthorized);
@@ -66,16 +64,12 @@ fn is_public(method: &Method, path: &str) -> bool {
 }
 
 /// Accepts `Authorization: Bearer KEY`, or `x-api-key: KEY` as Anthropic clients send it.
-fn has_valid_key(app: &App, request: &Request<Bytes>) -> bool {
-    let headers = request.headers();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
+fn has_valid_key(app: &App, request: &ClientRequest) -> bool {
+    let bearer = request
+        .header_str("authorization")
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let api_key = headers
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok());
+    let api_key = request.header_str("x-api-key");
 
     [bearer, api_key].into_iter().flatten().any(|offered| {
         app.config

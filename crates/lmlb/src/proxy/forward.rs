@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use http::request::Parts;
-use http::uri::PathAndQuery;
-
 use super::body::{OnClientGone, UpstreamBody};
 use super::connection::{ConnectionPool, ResponseReader, SendFailure};
 use super::headers::{self, Peer, UpstreamHeaders};
 use super::http1::{self, Outgoing, ResponseHead};
+use crate::request::ClientRequest;
 use crate::scheduler::SlotGuard;
 
 /// The reason no response head came back.
@@ -28,7 +26,7 @@ pub enum Failure {
 
 /// Builds the upstream request from the client's request head and the (rewritten) body.
 pub fn build_request(
-    parts: &Parts,
+    client: &ClientRequest,
     body: &[u8],
     peer: &Peer,
     upstream: &UpstreamHeaders,
@@ -37,14 +35,12 @@ pub fn build_request(
     if upstream.host.is_none() {
         return Err("invalid upstream address: not a valid Host header".to_string());
     }
-    // Origin form, as a server expects it; the upstream's address goes in `Host`.
-    let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    let capacity = 256 + body.len() + parts.headers.len() * 48;
-
-    let mut bytes = http1::start_request(&parts.method, target, capacity);
+    // The target is in origin form, as a server expects it; the upstream's address goes in `Host`.
+    let capacity = 256 + body.len() + client.head_len();
+    let mut bytes = http1::start_request(client.method(), client.target(), capacity);
     headers::write_request_headers(
         &mut bytes,
-        &parts.headers,
+        client,
         peer,
         upstream,
         strip_client_auth,
@@ -52,7 +48,7 @@ pub fn build_request(
     );
     http1::finish_request(&mut bytes, body);
     Ok(Outgoing {
-        method: parts.method.clone(),
+        method: client.method().clone(),
         bytes,
     })
 }

@@ -3,26 +3,19 @@
 
 use std::net::SocketAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::http1;
 use crate::config::UpstreamConfig;
+use crate::request::ClientRequest;
 
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_LMLB_INSTANCE: HeaderName = HeaderName::from_static("x-lmlb-instance");
 pub const X_LMLB_UPSTREAM: HeaderName = HeaderName::from_static("x-lmlb-upstream");
 
 /// Headers that a forwarded request never carries over from the client: the upstream gets its
 /// own `Host` and `Content-Length`, lmlb has read the whole body (so `Expect` has nothing left to
 /// wait for), and `X-Forwarded-For` is extended, not copied.
-const REPLACED: [HeaderName; 4] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::EXPECT,
-    X_FORWARDED_FOR,
-];
-
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const REPLACED: [&[u8]; 4] = [b"host", b"content-length", b"expect", b"x-forwarded-for"];
 
 /// Header values that are the same for every request to one upstream, built once.
 pub struct UpstreamHeaders {
@@ -66,42 +59,32 @@ impl Peer {
     }
 }
 
-/// Returns the headers that the `Connection` header lists as hop-by-hop.
-fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect()
-}
-
 /// Writes the upstream request's header lines, built from the client's headers.
 ///
 /// Hop-by-hop headers stay behind, and `strip_client_auth` removes the client's credentials when
 /// they were lmlb's own API key. The upstream's token, when it has one, replaces `Authorization`.
 pub fn write_request_headers(
     out: &mut Vec<u8>,
-    client: &HeaderMap,
+    client: &ClientRequest,
     peer: &Peer,
     upstream: &UpstreamHeaders,
     strip_client_auth: bool,
     body_len: usize,
 ) {
-    let named = named_by_connection(client);
+    let named = client.has_header("connection");
     let skip_authorization = strip_client_auth || upstream.authorization.is_some();
-    let skipped = |name: &HeaderName| {
-        http1::is_hop_by_hop(name.as_str())
-            || REPLACED.contains(name)
-            || named.contains(name)
-            || (skip_authorization && *name == header::AUTHORIZATION)
-            || (strip_client_auth && *name == X_API_KEY)
+    let skipped = |name: &[u8]| {
+        let is = |other: &[u8]| name.eq_ignore_ascii_case(other);
+        http1::is_hop_by_hop(name)
+            || REPLACED.iter().any(|replaced| is(replaced))
+            || (named && http1::connection_has(client.header_values("connection"), name))
+            || (skip_authorization && is(b"authorization"))
+            || (strip_client_auth && is(b"x-api-key"))
     };
 
-    for (name, value) in client {
+    for (name, value) in client.headers() {
         if !skipped(name) {
-            http1::write_header(out, name.as_str(), value.as_bytes());
+            http1::write_header(out, name, value);
         }
     }
 
@@ -110,11 +93,7 @@ pub fn write_request_headers(
         "content-length",
         http1::decimal(body_len as u64, &mut [0; 20]),
     );
-    http1::write_header(
-        out,
-        "x-forwarded-for",
-        forwarded_for(client, peer).as_bytes(),
-    );
+    write_forwarded_for(out, client, peer);
     if let Some(host) = &upstream.host {
         http1::write_header(out, "host", host.as_bytes());
     }
@@ -123,18 +102,15 @@ pub fn write_request_headers(
     }
 }
 
-/// Appends the client's address to the `X-Forwarded-For` chain that it sent, if any.
-fn forwarded_for(client: &HeaderMap, peer: &Peer) -> HeaderValue {
-    let previous: Vec<&str> = client
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    if previous.is_empty() {
-        return peer.forwarded_for.clone();
+/// Writes `X-Forwarded-For`: the chain the client sent, if any, then the client's address.
+fn write_forwarded_for(out: &mut Vec<u8>, client: &ClientRequest, peer: &Peer) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for previous in client.header_values("x-forwarded-for") {
+        out.extend_from_slice(previous);
+        out.extend_from_slice(b", ");
     }
-    let chain = format!("{}, {}", previous.join(", "), peer.addr.ip());
-    HeaderValue::from_str(&chain).unwrap_or_else(|_| peer.forwarded_for.clone())
+    out.extend_from_slice(peer.forwarded_for.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Adds the headers that tell the client where its request ran.
@@ -156,17 +132,19 @@ mod tests {
     use super::*;
     use crate::config::{Secret, upstream_from_url};
 
-    /// Returns the forwarded header lines as (name, value) pairs, in order.
+    /// Returns the header lines forwarded for a request with `client_headers`, as (name, value)
+    /// pairs in order.
     fn prepare(
-        client: &HeaderMap,
+        client_headers: &str,
         upstream: &UpstreamConfig,
         strip: bool,
         len: usize,
     ) -> Vec<(String, String)> {
+        let client = ClientRequest::from_text(&format!("POST / HTTP/1.1\r\n{client_headers}\r\n"));
         let peer = Peer::new("127.0.0.1:5000".parse().unwrap());
         let mut out = Vec::new();
         let upstream = UpstreamHeaders::new(upstream);
-        write_request_headers(&mut out, client, &peer, &upstream, strip, len);
+        write_request_headers(&mut out, &client, &peer, &upstream, strip, len);
         String::from_utf8(out)
             .unwrap()
             .split_terminator("\r\n")
@@ -181,7 +159,7 @@ mod tests {
     fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         headers
             .iter()
-            .filter(|(key, _)| key == name)
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
             .collect()
     }
@@ -192,29 +170,16 @@ mod tests {
 
     #[test]
     fn forwarded_request_drops_hop_by_hop() {
-        let mut client = HeaderMap::new();
-        client.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        client.insert("x-private", HeaderValue::from_static("1"));
-        client.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        client.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        client.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        client.append("x-trace", HeaderValue::from_static("a"));
-        client.append("x-trace", HeaderValue::from_static("b"));
-
-        let headers = prepare(&client, &local_upstream(), false, 2);
+        let client = "Connection: keep-alive, X-Private\r\nx-private: 1\r\nKeep-Alive: timeout=5\r\n\
+             Upgrade: websocket\r\nContent-Type: application/json\r\nX-Trace: a\r\nX-Trace: b\r\n";
+        let headers = prepare(client, &local_upstream(), false, 2);
         let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
             [
-                "content-type",
-                "x-trace",
-                "x-trace",
+                "Content-Type",
+                "X-Trace",
+                "X-Trace",
                 "content-length",
                 "x-forwarded-for",
                 "host"
@@ -227,19 +192,15 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends() {
-        let mut client = HeaderMap::new();
-        client.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        let headers = prepare(&client, &local_upstream(), false, 7);
+        let headers = prepare("X-Forwarded-For: 10.0.0.1\r\n", &local_upstream(), false, 7);
         assert_eq!(values(&headers, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
         assert_eq!(values(&headers, "content-length"), ["7"]);
     }
 
     #[test]
     fn forwarded_for_joins_lines() {
-        let mut client = HeaderMap::new();
-        client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        client.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
-        let headers = prepare(&client, &local_upstream(), false, 0);
+        let client = "X-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\n";
+        let headers = prepare(client, &local_upstream(), false, 0);
         assert_eq!(
             values(&headers, "x-forwarded-for"),
             ["10.0.0.1, 10.0.0.2, 127.0.0.1"]
@@ -248,17 +209,14 @@ mod tests {
 
     #[test]
     fn forwarded_for_without_previous() {
-        let headers = prepare(&HeaderMap::new(), &local_upstream(), false, 0);
+        let headers = prepare("", &local_upstream(), false, 0);
         assert_eq!(values(&headers, "x-forwarded-for"), ["127.0.0.1"]);
     }
 
     #[test]
     fn expect_continue_not_forwarded() {
-        let mut client = HeaderMap::new();
-        client.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        client.insert(header::HOST, HeaderValue::from_static("localhost:4321"));
-        client.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3000"));
-        let headers = prepare(&client, &local_upstream(), false, 3000);
+        let client = "Expect: 100-continue\r\nHost: localhost:4321\r\nContent-Length: 3000\r\n";
+        let headers = prepare(client, &local_upstream(), false, 3000);
         assert!(values(&headers, "expect").is_empty());
         assert_eq!(values(&headers, "host"), ["127.0.0.1:1"]);
         assert_eq!(values(&headers, "content-length"), ["3000"]);
@@ -268,13 +226,8 @@ mod tests {
     fn upstream_token_replaces_client_key() {
         let mut upstream = local_upstream();
         upstream.api_token = Some(Secret::new("lm-token"));
-        let mut client = HeaderMap::new();
-        client.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer lmlb-key"),
-        );
-        client.insert(X_API_KEY, HeaderValue::from_static("lmlb-key"));
-        let headers = prepare(&client, &upstream, true, 0);
+        let client = "Authorization: Bearer lmlb-key\r\nX-Api-Key: lmlb-key\r\n";
+        let headers = prepare(client, &upstream, true, 0);
         assert_eq!(values(&headers, "authorization"), ["Bearer lm-token"]);
         assert!(values(&headers, "x-api-key").is_empty());
     }
@@ -283,24 +236,19 @@ mod tests {
     fn upstream_token_without_inbound_keys() {
         let mut upstream = local_upstream();
         upstream.api_token = Some(Secret::new("lm-token"));
-        let mut client = HeaderMap::new();
-        client.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer for-lm-studio"),
+        let headers = prepare(
+            "Authorization: Bearer for-lm-studio\r\n",
+            &upstream,
+            false,
+            0,
         );
-        let headers = prepare(&client, &upstream, false, 0);
         assert_eq!(values(&headers, "authorization"), ["Bearer lm-token"]);
     }
 
     #[test]
     fn client_auth_kept_without_inbound_keys() {
-        let mut client = HeaderMap::new();
-        client.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer for-lm-studio"),
-        );
-        client.insert(X_API_KEY, HeaderValue::from_static("for-anthropic"));
-        let headers = prepare(&client, &local_upstream(), false, 0);
+        let client = "Authorization: Bearer for-lm-studio\r\nx-api-key: for-anthropic\r\n";
+        let headers = prepare(client, &local_upstream(), false, 0);
         assert_eq!(values(&headers, "authorization"), ["Bearer for-lm-studio"]);
         assert_eq!(values(&headers, "x-api-key"), ["for-anthropic"]);
     }

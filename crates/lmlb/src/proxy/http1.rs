@@ -42,8 +42,8 @@ pub fn start_request(method: &Method, target: &str, capacity: usize) -> Vec<u8> 
 }
 
 /// Writes one header line.
-pub fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+pub fn write_header(out: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
+    out.extend_from_slice(name.as_ref());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -130,11 +130,11 @@ pub fn parse_response_head(
         let fields = &*parsed.headers;
         let framing = framing(status, fields, method)?;
         // After 101 the connection speaks another protocol, which lmlb never requests.
-        let close = connection_has(values(fields, "connection"), "close")
+        let close = connection_has(values(fields, "connection"), b"close")
             || status == StatusCode::SWITCHING_PROTOCOLS;
         let keep_alive = match version {
             1 => !close,
-            _ => !close && connection_has(values(fields, "connection"), "keep-alive"),
+            _ => !close && connection_has(values(fields, "connection"), b"keep-alive"),
         };
         let lines = passed_lines(fields, length);
         buf.advance(length);
@@ -161,8 +161,10 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// Returns whether a header describes one connection only, whatever the case of its name.
-pub(crate) fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(name))
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| hop.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Copies the header lines that pass on to the client, each as `name: value\r\n`. Hop-by-hop
@@ -177,8 +179,8 @@ fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Bytes {
             .get(..7)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-lmlb-"));
         if own
-            || is_hop_by_hop(field.name)
-            || (named && connection_has(values(fields, "connection"), field.name))
+            || is_hop_by_hop(field.name.as_bytes())
+            || (named && connection_has(values(fields, "connection"), field.name.as_bytes()))
         {
             continue;
         }
@@ -271,10 +273,10 @@ fn parse_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Returns whether the `Connection` header values list `option`.
-pub(crate) fn connection_has<'a>(values: impl Iterator<Item = &'a [u8]>, option: &str) -> bool {
+pub(crate) fn connection_has<'a>(values: impl Iterator<Item = &'a [u8]>, option: &[u8]) -> bool {
     values
         .flat_map(|value| value.split(|&byte| byte == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(option.as_bytes()))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(option))
 }
 
 /// A reader of one response body out of a buffer, piece by piece, by its framing.

@@ -17,9 +17,7 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Response};
 use tracing::Instrument;
 
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
@@ -30,6 +28,7 @@ pub use headers::{Peer, UpstreamHeaders, X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
 use crate::app::App;
 use crate::config::UnknownModel;
 use crate::error::ApiError;
+use crate::request::ClientRequest;
 use crate::scheduler::{Acquire, Resolution, SlotGuard, Target};
 use crate::telemetry::{Metrics, RequestLine, RequestRecord};
 use forward::Failure;
@@ -51,7 +50,7 @@ pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> Strin
 /// Handles a request to a balanced endpoint.
 pub async fn balanced(
     app: &App,
-    request: Request<Bytes>,
+    request: ClientRequest,
     endpoint: Endpoint,
     peer: &Peer,
 ) -> Response<ProxyBody> {
@@ -71,7 +70,7 @@ pub async fn balanced(
     let line = app
         .config
         .request_log
-        .then(|| (request.method().clone(), request.uri().path().to_string()));
+        .then(|| (request.method().clone(), request.path().to_string()));
     let mut unanswered = Unanswered {
         metrics: &app.metrics,
         answered: false,
@@ -122,14 +121,14 @@ pub fn reject(app: &App, error: ApiError) -> Response<ProxyBody> {
 
 async fn balance(
     app: &App,
-    request: Request<Bytes>,
+    request: ClientRequest,
     endpoint: Endpoint,
     peer: &Peer,
     id: u64,
     started: Instant,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    let (parts, body) = request.into_parts();
-    let fields = rewrite::inspect(&body)?;
+    let body = request.body();
+    let fields = rewrite::inspect(body)?;
     tracing::Span::current().record("model", fields.model.as_str());
 
     let target = route(app, &fields.model, endpoint)?;
@@ -138,9 +137,9 @@ async fn balance(
     for attempt in 0..2 {
         let upstream_index = guard.upstream();
         tracing::Span::current().record("instance", &**guard.instance());
-        let rewritten = rewrite::rewrite_model(&body, &fields.model_span, guard.instance());
-        let request = forward::build_request(
-            &parts,
+        let rewritten = rewrite::rewrite_model(body, &fields.model_span, guard.instance());
+        let outgoing = forward::build_request(
+            &request,
             &rewritten,
             peer,
             &app.upstream_headers[upstream_index],
@@ -155,7 +154,7 @@ async fn balance(
         match forward::exchange(
             &app.connections,
             upstream_index,
-            request,
+            outgoing,
             Some(guard),
             app.config.request_timeout,
             finish_if_dropped,
@@ -165,7 +164,7 @@ async fn balance(
             Ok((response, guard, reader)) => {
                 let record = record(
                     app,
-                    &parts,
+                    &request,
                     &fields,
                     &instance,
                     upstream_index,
@@ -224,7 +223,7 @@ fn on_unreachable(app: &App, upstream: usize, guard: Option<SlotGuard>, error: &
 #[allow(clippy::too_many_arguments)]
 fn record(
     app: &App,
-    parts: &Parts,
+    request: &ClientRequest,
     fields: &RequestFields,
     instance: &str,
     upstream: usize,
@@ -237,8 +236,8 @@ fn record(
     let log = app.config.request_log.then(|| {
         Box::new(RequestLine {
             id,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
+            method: request.method().to_string(),
+            path: request.path().to_string(),
             model: fields.model.clone(),
             instance: instance.to_string(),
             upstream: app.catalog.upstream(upstream).name.clone(),
@@ -341,26 +340,24 @@ async fn wait_for_slot(app: &App, target: &Target) -> Result<(SlotGuard, Duratio
 }
 
 /// Forwards a request that is not balanced to a healthy upstream, unchanged.
-pub async fn passthrough(app: &App, request: Request<Bytes>, peer: &Peer) -> Response<ProxyBody> {
-    let (parts, body) = request.into_parts();
-
+pub async fn passthrough(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {
     let mut last_error = "no upstream is configured".to_string();
     for index in app.passthrough_order().into_iter().take(2) {
         let upstream = app.catalog.upstream(index);
-        let request = match forward::build_request(
-            &parts,
-            &body,
+        let outgoing = match forward::build_request(
+            &request,
+            request.body(),
             peer,
             &app.upstream_headers[index],
             app.requires_key(),
         ) {
-            Ok(request) => request,
+            Ok(outgoing) => outgoing,
             Err(error) => return reject(app, ApiError::UpstreamUnavailable(error)),
         };
         match forward::exchange(
             &app.connections,
             index,
-            request,
+            outgoing,
             None,
             app.config.request_timeout,
             false,

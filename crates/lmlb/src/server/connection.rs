@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, Version};
+use http::{Method, Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -108,7 +108,7 @@ impl Connection {
     /// Serves one request whose head has been read.
     async fn exchange(&mut self, app: &App, peer: &Peer, head: RequestHead) -> Next {
         let RequestHead {
-            parts,
+            mut request,
             framing,
             keep_alive,
             expects_continue,
@@ -122,14 +122,13 @@ impl Connection {
             return Next::Close;
         }
 
-        let body = match self.read_body(framing, limit).await {
-            Ok(body) => body,
+        match self.read_body(framing, limit).await {
+            Ok(body) => request.set_body(body),
             Err(BodyError::Closed) => return Next::Close,
             Err(BodyError::Refused(error)) => return self.reject(app, error).await,
-        };
-        let method = parts.method.clone();
-        let version = parts.version;
-        let request = Request::from_parts(parts, body);
+        }
+        let method = request.method().clone();
+        let version = request.version();
 
         let Some(response) = self
             .unless_client_leaves(router::route(app, request, peer))

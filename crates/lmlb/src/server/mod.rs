@@ -7,7 +7,7 @@
 //! timer per request on the way.
 
 mod connection;
-mod request;
+pub(crate) mod request;
 mod response;
 pub mod workers;
 

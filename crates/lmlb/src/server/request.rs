@@ -1,13 +1,15 @@
-//! Request heads from clients (RFC 9112): parsed into `http` types, with the framing of the body
-//! that follows. Pure functions over the connection's read buffer; the I/O is in `connection`.
+//! Request heads from clients (RFC 9112): checked and located within the read buffer, with the
+//! framing of the body that follows. Pure functions over the connection's read buffer; the I/O is
+//! in `connection`.
 
 use std::mem::MaybeUninit;
 
-use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Uri, Version, request};
+use bytes::{Buf, Bytes, BytesMut};
+use http::uri::PathAndQuery;
+use http::{Method, Uri, Version};
 
 use crate::proxy::http1::{Framing, LengthError, connection_has, content_length, ends_chunked};
+use crate::request::{ClientRequest, Field, Span};
 
 /// Request headers accepted from a client; more is an error.
 const MAX_HEADERS: usize = 100;
@@ -18,7 +20,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// A parsed request head and how to read its body.
 #[derive(Debug)]
 pub struct RequestHead {
-    pub parts: request::Parts,
+    /// The request, whose body is still to be read.
+    pub request: ClientRequest,
     /// `Length(0)` when the request has no body.
     pub framing: Framing,
     /// Whether the client lets the connection carry another request after this one.
@@ -34,16 +37,6 @@ pub enum HeadError {
     TooLarge,
     /// The head is not valid HTTP/1.1. The text describes the fault.
     Malformed(&'static str),
-}
-
-/// Byte range within the head, as `u32` to keep the table of header lines small.
-type Span = (u32, u32);
-
-/// Byte ranges of one header line within the head.
-#[derive(Clone, Copy, Default)]
-struct Field {
-    name: Span,
-    value: Span,
 }
 
 /// The request line as ranges within the head, the head's length and its number of headers.
@@ -66,42 +59,41 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, Hea
         .count();
     buf.advance(leading);
 
-    // Filled in place: returning the table by value would copy its 1.6 KB.
+    // Filled in place: returning the table by value would copy its 800 bytes.
     let mut fields = [Field::default(); MAX_HEADERS];
     let Some(layout) = locate(buf, &mut fields)? else {
         return Ok(None);
     };
 
-    // Header values and the target become slices of the head, so they are not copied.
+    // The target and the header lines stay in the head, which is not copied.
     let head = buf.split_to(layout.length).freeze();
-    let bytes = |(from, to): Span| &head[from as usize..to as usize];
-    let slice = |(from, to): Span| head.slice(from as usize..to as usize);
-
-    let method = Method::from_bytes(bytes(layout.method))
+    let span = |(from, to): Span| from as usize..to as usize;
+    let method = Method::from_bytes(&head[span(layout.method)])
         .map_err(|_| HeadError::Malformed("the request method is invalid"))?;
-    let uri = Uri::from_maybe_shared(slice(layout.target))
-        .map_err(|_| HeadError::Malformed("the request target is invalid"))?;
-
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = if layout.version == 1 {
+    let target = parse_target(head.slice(span(layout.target)))?;
+    let version = if layout.version == 1 {
         Version::HTTP_11
     } else {
         Version::HTTP_10
     };
-    let headers = request.headers_mut();
-    headers.reserve(layout.count);
-    for field in &fields[..layout.count] {
-        let name = HeaderName::from_bytes(bytes(field.name))
-            .map_err(|_| HeadError::Malformed("a request header name is invalid"))?;
-        let value = HeaderValue::from_maybe_shared(slice(field.value))
-            .map_err(|_| HeadError::Malformed("a request header value is invalid"))?;
-        headers.append(name, value);
-    }
 
-    let (parts, ()) = request.into_parts();
-    complete(parts).map(Some)
+    let fields = fields[..layout.count].to_vec();
+    let request = ClientRequest::new(head, method, version, target, fields);
+    complete(request).map(Some)
+}
+
+/// Reads the request target as the path and query that an upstream gets. The absolute form
+/// (`http://host/path`) gives its path; the asterisk form (`*`) stays as it is.
+fn parse_target(target: Bytes) -> Result<PathAndQuery, HeadError> {
+    let invalid = |_| HeadError::Malformed("the request target is invalid");
+    if target.first() == Some(&b'/') {
+        return PathAndQuery::from_maybe_shared(target).map_err(invalid);
+    }
+    let uri = Uri::from_maybe_shared(target).map_err(invalid)?;
+    Ok(uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/")))
 }
 
 /// Finds where the request line and each header line lie, without building anything yet.
@@ -151,42 +143,33 @@ fn locate(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Layout
 }
 
 /// Works out the body's framing and the connection's persistence from the headers.
-fn complete(mut parts: request::Parts) -> Result<RequestHead, HeadError> {
-    let http11 = parts.version == Version::HTTP_11;
-    let connection = || values(&parts.headers, header::CONNECTION);
-    let mut keep_alive = if http11 {
-        !connection_has(connection(), "close")
+fn complete(request: ClientRequest) -> Result<RequestHead, HeadError> {
+    let connection = || request.header_values("connection");
+    let mut keep_alive = if request.version() == Version::HTTP_11 {
+        !connection_has(connection(), b"close")
     } else {
-        connection_has(connection(), "keep-alive")
+        connection_has(connection(), b"keep-alive")
     };
-    let framing = body_framing(&parts.headers)?;
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.remove(header::CONTENT_LENGTH).is_some()
-    {
+    let framing = body_framing(&request)?;
+    if framing == Framing::Chunked && request.has_header("content-length") {
         // Both framings at once is how requests are smuggled past proxies: the chunked one
-        // wins, and the connection ends with this request.
+        // wins (the length is not forwarded), and the connection ends with this request.
         keep_alive = false;
     }
-    let expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue = request
+        .header("expect")
+        .is_some_and(|value| value.eq_ignore_ascii_case(b"100-continue"));
     Ok(RequestHead {
-        parts,
+        request,
         framing,
         keep_alive,
         expects_continue,
     })
 }
 
-/// Returns the raw values of every header called `name`.
-fn values(headers: &http::HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
-    headers.get_all(name).into_iter().map(HeaderValue::as_bytes)
-}
-
 /// Returns the request body's framing by RFC 9112, section 6.3: chunked, a length, or none.
-fn body_framing(headers: &http::HeaderMap) -> Result<Framing, HeadError> {
-    match ends_chunked(values(headers, header::TRANSFER_ENCODING)) {
+fn body_framing(request: &ClientRequest) -> Result<Framing, HeadError> {
+    match ends_chunked(request.header_values("transfer-encoding")) {
         Some(true) => return Ok(Framing::Chunked),
         Some(false) => {
             return Err(HeadError::Malformed(
@@ -195,7 +178,7 @@ fn body_framing(headers: &http::HeaderMap) -> Result<Framing, HeadError> {
         }
         None => {}
     }
-    match content_length(values(headers, header::CONTENT_LENGTH)) {
+    match content_length(request.header_values("content-length")) {
         Ok(length) => Ok(Framing::Length(length.unwrap_or(0))),
         Err(LengthError::Invalid) => Err(HeadError::Malformed(
             "the request's Content-Length is invalid",
@@ -224,12 +207,13 @@ mod tests {
             "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n{}",
         );
         let head = parse_request_head(&mut buf).unwrap().unwrap();
-        assert_eq!(head.parts.method, Method::POST);
-        assert_eq!(head.parts.uri.path(), "/v1/chat/completions");
-        assert_eq!(head.parts.uri.query(), Some("x=1"));
-        assert_eq!(head.parts.version, Version::HTTP_11);
-        assert_eq!(head.parts.headers["host"], "a");
-        assert_eq!(head.parts.headers.get_all("x-two").iter().count(), 2);
+        let request = &head.request;
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.path(), "/v1/chat/completions");
+        assert_eq!(request.target(), "/v1/chat/completions?x=1");
+        assert_eq!(request.version(), Version::HTTP_11);
+        assert_eq!(request.header("host"), Some(&b"a"[..]));
+        assert_eq!(request.header_values("x-two").count(), 2);
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.keep_alive);
         assert!(!head.expects_continue);
@@ -246,7 +230,7 @@ mod tests {
     #[test]
     fn blank_lines_before_a_request_are_skipped() {
         let head = head("\r\n\r\nGET /health HTTP/1.1\r\n\r\n");
-        assert_eq!(head.parts.uri.path(), "/health");
+        assert_eq!(head.request.path(), "/health");
         assert_eq!(head.framing, Framing::Length(0));
     }
 
@@ -264,7 +248,23 @@ mod tests {
         );
         assert_eq!(head.framing, Framing::Chunked);
         assert!(!head.keep_alive);
-        assert!(!head.parts.headers.contains_key(header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn targets_are_forwarded_in_origin_form() {
+        let target = |line: &str| {
+            head(&format!("{line}\r\n\r\n"))
+                .request
+                .target()
+                .to_string()
+        };
+        assert_eq!(
+            target("GET http://lmlb.local:4321/v1/models?x=1 HTTP/1.1"),
+            "/v1/models?x=1"
+        );
+        assert_eq!(target("GET http://lmlb.local HTTP/1.1"), "/");
+        assert_eq!(target("OPTIONS * HTTP/1.1"), "*");
+        assert_eq!(target("GET /health#top HTTP/1.1"), "/health");
     }
 
     #[test]
