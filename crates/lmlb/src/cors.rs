@@ -1,6 +1,6 @@
 //! Cross-origin access for browser front ends, on by default as in the original tool.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::proxy::ProxyBody;
@@ -14,7 +14,6 @@ pub fn preflight(request: &ClientRequest) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(""));
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
-    allow_any_origin(headers);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
@@ -31,13 +30,14 @@ pub fn preflight(request: &ClientRequest) -> Response<ProxyBody> {
     response
 }
 
-pub fn allow_any_origin(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("x-lmlb-instance, x-lmlb-upstream, retry-after"),
-    );
+/// The header lines that every response carries while CORS is on. The connection writes them,
+/// so they reach errors and lmlb's own endpoints as well as relayed responses.
+pub const ALLOW_ANY_ORIGIN: &[u8] = b"access-control-allow-origin: *\r\n\
+access-control-expose-headers: x-lmlb-instance, x-lmlb-upstream, retry-after\r\n";
+
+/// Returns whether `name` is one of the headers in [`ALLOW_ANY_ORIGIN`], which replace an
+/// upstream's own.
+pub fn is_allow_header(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"access-control-allow-origin")
+        || name.eq_ignore_ascii_case(b"access-control-expose-headers")
 }

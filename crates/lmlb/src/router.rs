@@ -9,20 +9,16 @@ use crate::error::ApiError;
 use crate::proxy::{self, Endpoint, Peer, ProxyBody};
 use crate::request::ClientRequest;
 
+/// Returns the response to `request`. The connection adds the CORS headers to every response, so
+/// only the preflight is answered here.
 pub async fn route(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {
-    let cors = app.config.cors;
     let preflight =
         request.method() == Method::OPTIONS && request.has_header("access-control-request-method");
-    if cors && preflight {
+    if app.config.cors && preflight {
         return cors::preflight(&request);
     }
 
-    // One await point only: each one would get its own copy of the dispatch future's state.
-    let mut response = dispatch(app, request, peer).await;
-    if cors {
-        cors::allow_any_origin(response.headers_mut());
-    }
-    response
+    dispatch(app, request, peer).await
 }
 
 async fn dispatch(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {

@@ -3,14 +3,11 @@
 
 use std::net::SocketAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 
 use super::http1;
 use crate::config::UpstreamConfig;
 use crate::request::ClientRequest;
-
-pub const X_LMLB_INSTANCE: HeaderName = HeaderName::from_static("x-lmlb-instance");
-pub const X_LMLB_UPSTREAM: HeaderName = HeaderName::from_static("x-lmlb-upstream");
 
 /// Headers that a forwarded request never carries over from the client: the upstream gets its
 /// own `Host` and `Content-Length`, lmlb has read the whole body (so `Expect` has nothing left to
@@ -21,8 +18,9 @@ const REPLACED: [&[u8]; 4] = [b"host", b"content-length", b"expect", b"x-forward
 pub struct UpstreamHeaders {
     /// The upstream's `host:port`, sent as `Host`.
     pub host: Option<HeaderValue>,
-    /// The upstream's name, sent back as `x-lmlb-upstream`.
-    pub name: Option<HeaderValue>,
+    /// The line `x-lmlb-upstream: NAME` that tells the client which upstream answered. Empty
+    /// when the name cannot be a header value.
+    pub name_line: Box<[u8]>,
     /// `Bearer TOKEN` when the upstream has an API token.
     pub authorization: Option<HeaderValue>,
 }
@@ -35,7 +33,7 @@ impl UpstreamHeaders {
             .and_then(|token| HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok());
         UpstreamHeaders {
             host: HeaderValue::from_str(upstream.authority()).ok(),
-            name: HeaderValue::from_str(&upstream.name).ok(),
+            name_line: header_line("x-lmlb-upstream", &upstream.name).into(),
             authorization,
         }
     }
@@ -113,18 +111,29 @@ fn write_forwarded_for(out: &mut Vec<u8>, client: &ClientRequest, peer: &Peer) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Adds the headers that tell the client where its request ran.
-pub fn mark_response(
-    headers: &mut HeaderMap,
-    instance: Option<HeaderValue>,
-    upstream: &UpstreamHeaders,
-) {
-    if let Some(value) = instance {
-        headers.insert(X_LMLB_INSTANCE, value);
+/// Adds the header lines that tell the client where its request ran: the instance, when a
+/// balanced request ran on one, and the upstream.
+pub fn mark_response(lines: &mut Vec<u8>, instance: Option<&str>, upstream: &UpstreamHeaders) {
+    if let Some(instance) = instance.filter(|id| is_header_value(id.as_bytes())) {
+        http1::write_header(lines, "x-lmlb-instance", instance.as_bytes());
     }
-    if let Some(value) = &upstream.name {
-        headers.insert(X_LMLB_UPSTREAM, value.clone());
+    lines.extend_from_slice(&upstream.name_line);
+}
+
+/// Returns `name: value\r\n`, or nothing when `value` cannot be a header value.
+fn header_line(name: &str, value: &str) -> Vec<u8> {
+    let mut line = Vec::new();
+    if is_header_value(value.as_bytes()) {
+        http1::write_header(&mut line, name, value.as_bytes());
     }
+    line
+}
+
+/// Returns whether `value` can be sent as a header value: visible characters, spaces and tabs.
+fn is_header_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&byte| byte == b'\t' || (byte >= b' ' && byte != 0x7f))
 }
 
 #[cfg(test)]
@@ -243,6 +252,25 @@ mod tests {
             0,
         );
         assert_eq!(values(&headers, "authorization"), ["Bearer lm-token"]);
+    }
+
+    #[test]
+    fn response_marked_with_instance_and_upstream() {
+        let upstream = UpstreamHeaders::new(&local_upstream());
+        let mut lines = b"Content-Type: application/json\r\n".to_vec();
+        mark_response(&mut lines, Some("qwen:2"), &upstream);
+        let text = String::from_utf8(lines).unwrap();
+        let expected = format!(
+            "Content-Type: application/json\r\nx-lmlb-instance: qwen:2\r\nx-lmlb-upstream: {}\r\n",
+            local_upstream().name
+        );
+        assert_eq!(text, expected);
+
+        let mut lines = Vec::new();
+        mark_response(&mut lines, Some("bad\nid"), &upstream);
+        let text = String::from_utf8(lines).unwrap();
+        assert!(!text.contains("x-lmlb-instance"), "{text}");
+        assert!(text.starts_with("x-lmlb-upstream: "), "{text}");
     }
 
     #[test]

@@ -16,6 +16,9 @@ const MAX_HEADERS: usize = 100;
 /// The largest response head accepted from an upstream.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Bytes kept free after an upstream's header lines for the `x-lmlb-*` lines added to them.
+const OWN_LINES_ROOM: usize = 128;
+
 /// The largest chunk-size line accepted, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 
@@ -72,8 +75,9 @@ pub fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: StatusCode,
-    /// The upstream's header lines that pass on to the client, each `name: value\r\n`.
-    pub lines: Bytes,
+    /// The upstream's header lines that pass on to the client, each `name: value\r\n`, with room
+    /// for lmlb's own after them.
+    pub lines: Vec<u8>,
     pub framing: Framing,
     /// Whether the connection can carry another request once the body has been read.
     pub keep_alive: bool,
@@ -136,7 +140,7 @@ pub fn parse_response_head(
             1 => !close,
             _ => !close && connection_has(values(fields, "connection"), b"keep-alive"),
         };
-        let lines = passed_lines(fields, length);
+        let lines = passed_lines(fields, length + OWN_LINES_ROOM);
         buf.advance(length);
         return Ok(Some(ResponseHead {
             status,
@@ -169,7 +173,7 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Copies the header lines that pass on to the client, each as `name: value\r\n`. Hop-by-hop
 /// headers, those that the `Connection` header names, and `x-lmlb-*` (lmlb sets its own) stay.
-fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Bytes {
+fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Vec<u8> {
     let named = values(fields, "connection").next().is_some();
     let mut lines = Vec::with_capacity(capacity);
     for field in fields {
@@ -186,7 +190,7 @@ fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Bytes {
         }
         write_header(&mut lines, field.name, field.value);
     }
-    Bytes::from(lines)
+    lines
 }
 
 /// Returns the values of every header called `name`, in order.
@@ -487,7 +491,7 @@ mod tests {
         assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(
             parsed.lines,
-            "Content-Type: application/json\r\nContent-Length: 12\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 12\r\n"
         );
         assert_eq!(parsed.framing, Framing::Length(12));
         assert!(parsed.keep_alive);
@@ -509,7 +513,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-LMLB-Instance: other\r\nContent-Type: text/event-stream\r\n\r\n",
             &Method::POST,
         );
-        assert_eq!(parsed.lines, "Content-Type: text/event-stream\r\n");
+        assert_eq!(parsed.lines, b"Content-Type: text/event-stream\r\n");
         assert_eq!(parsed.framing, Framing::Chunked);
         assert!(parsed.keep_alive);
     }

@@ -17,13 +17,13 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderValue, Response};
+use http::Response;
 use tracing::Instrument;
 
 pub use body::{BoxError, OnClientGone, ProxyBody, UpstreamBody};
 pub use connection::ConnectionPool;
 pub use endpoint::Endpoint;
-pub use headers::{Peer, UpstreamHeaders, X_LMLB_INSTANCE, X_LMLB_UPSTREAM};
+pub use headers::{Peer, UpstreamHeaders};
 
 use crate::app::App;
 use crate::config::UnknownModel;
@@ -260,9 +260,6 @@ fn upstream_response(
     instance: &str,
     upstream: usize,
 ) -> Response<ProxyBody> {
-    let mut own = HeaderMap::with_capacity(4);
-    let instance = HeaderValue::from_str(instance).ok();
-    headers::mark_response(&mut own, instance, &app.upstream_headers[upstream]);
     let on_client_gone = if stream {
         OnClientGone::Close
     } else {
@@ -275,15 +272,22 @@ fn upstream_response(
         on_client_gone,
         Some(record),
     );
-    relay(head, own, body)
+    relay(app, head, Some(instance), upstream, body)
 }
 
 /// Builds the client's response from the upstream's status and header lines, lmlb's own
-/// headers, and the body.
-fn relay(head: ResponseHead, own: HeaderMap, body: UpstreamBody) -> Response<ProxyBody> {
-    let mut response = Response::new(ProxyBody::upstream(body, head.lines));
+/// `x-lmlb-*` lines, and the body.
+fn relay(
+    app: &App,
+    head: ResponseHead,
+    instance: Option<&str>,
+    upstream: usize,
+    body: UpstreamBody,
+) -> Response<ProxyBody> {
+    let mut lines = head.lines;
+    headers::mark_response(&mut lines, instance, &app.upstream_headers[upstream]);
+    let mut response = Response::new(ProxyBody::upstream(body, lines.into()));
     *response.status_mut() = head.status;
-    *response.headers_mut() = own;
     response
 }
 
@@ -365,8 +369,6 @@ pub async fn passthrough(app: &App, request: ClientRequest, peer: &Peer) -> Resp
         .await
         {
             Ok((head, _, reader)) => {
-                let mut own = HeaderMap::with_capacity(4);
-                headers::mark_response(&mut own, None, &app.upstream_headers[index]);
                 let body = UpstreamBody::new(
                     reader,
                     None,
@@ -374,7 +376,7 @@ pub async fn passthrough(app: &App, request: ClientRequest, peer: &Peer) -> Resp
                     OnClientGone::Close,
                     None,
                 );
-                return relay(head, own, body);
+                return relay(app, head, None, index, body);
             }
             Err(Failure::Timeout) => {
                 return reject(

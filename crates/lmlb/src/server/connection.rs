@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use super::request::{HeadError, RequestHead, parse_request_head};
 use super::response::{BodyFraming, CONTINUE, LAST_CHUNK, chunk_end, chunk_start, write_head};
 use crate::app::App;
-use crate::cors;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::proxy::http1::{BodyDecoder, Decoded, Framing};
@@ -64,6 +63,8 @@ struct Connection {
     out: Vec<u8>,
     /// The head timeout.
     head_timer: Deadline,
+    /// Whether every response carries the CORS headers that allow any origin.
+    cors: bool,
 }
 
 /// Serves requests on `stream` until the client closes it, an error ends it, or shutdown.
@@ -86,6 +87,7 @@ pub async fn serve(
         buf: BytesMut::with_capacity(READ_BUFFER),
         out: Vec::with_capacity(1024),
         head_timer: Deadline::default(),
+        cors: app.config.cors,
     };
     loop {
         let next = match connection.read_head(&mut stopping).await {
@@ -153,11 +155,7 @@ impl Connection {
 
     /// Sends lmlb's error response and closes: the rest of the request is left unread.
     async fn reject(&mut self, app: &App, error: ApiError) -> Next {
-        let mut response = proxy::reject(app, error);
-        // The router never saw this request, so the CORS headers it adds are added here.
-        if app.config.cors {
-            cors::allow_any_origin(response.headers_mut());
-        }
+        let response = proxy::reject(app, error);
         let _ = self
             .respond(response, &Method::GET, Version::HTTP_11, false)
             .await;
@@ -289,6 +287,7 @@ impl Connection {
             framing,
             version,
             keep_alive,
+            self.cors,
         );
         drop(parts);
 

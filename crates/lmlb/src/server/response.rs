@@ -8,6 +8,7 @@ use http::header;
 use http::{Method, StatusCode, Version, response};
 use http_body::SizeHint;
 
+use crate::cors;
 use crate::proxy::http1::{decimal, write_header};
 
 /// The way the response body is delimited on the wire.
@@ -57,9 +58,10 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
 /// Writes the status line and headers, ending with the blank line.
 ///
 /// `lines` are an upstream's header lines (`name: value\r\n` each), written after the response's
-/// own headers, which win where both have one. `keep_alive` is whether the connection stays
-/// open after this response. The head states it for an HTTP/1.0 client when it does, and for an
-/// HTTP/1.1 client when it does not.
+/// own headers, which win where both have one. With `cors`, the CORS headers that allow any
+/// origin win over both. `keep_alive` is whether the connection stays open after this response.
+/// The head states it for an HTTP/1.0 client when it does, and for an HTTP/1.1 client when it
+/// does not.
 pub fn write_head(
     out: &mut Vec<u8>,
     head: &response::Parts,
@@ -67,6 +69,7 @@ pub fn write_head(
     framing: BodyFraming,
     version: Version,
     keep_alive: bool,
+    cors: bool,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(head.status.as_str().as_bytes());
@@ -77,12 +80,16 @@ pub fn write_head(
     // A response to HEAD keeps the length of the body it would have had.
     let passes = |name: &[u8]| {
         let kept_length = framing == BodyFraming::Bodiless && same_name(name, b"content-length");
-        kept_length || !OWN_HEADERS.iter().any(|own| same_name(own, name))
+        let framed = !kept_length && OWN_HEADERS.iter().any(|own| same_name(own, name));
+        !framed && !(cors && cors::is_allow_header(name))
     };
     for (name, value) in &head.headers {
         if passes(name.as_str().as_bytes()) {
             write_header(out, name.as_str(), value.as_bytes());
         }
+    }
+    if cors {
+        out.extend_from_slice(cors::ALLOW_ANY_ORIGIN);
     }
 
     let mut dated = head.headers.contains_key(header::DATE);
@@ -177,7 +184,7 @@ mod tests {
     ) -> String {
         let (parts, ()) = response.into_parts();
         let mut out = Vec::new();
-        write_head(&mut out, &parts, lines, framing, version, keep_alive);
+        write_head(&mut out, &parts, lines, framing, version, keep_alive, false);
         String::from_utf8(out).unwrap()
     }
 
@@ -253,6 +260,29 @@ mod tests {
             1,
             "the upstream's date is kept"
         );
+    }
+
+    #[test]
+    fn cors_headers_replace_the_upstreams() {
+        let (parts, ()) = Response::new(()).into_parts();
+        let lines = b"Access-Control-Allow-Origin: https://a\r\nContent-Type: text/plain\r\n";
+        let mut out = Vec::new();
+        let framing = BodyFraming::Length(0);
+        write_head(
+            &mut out,
+            &parts,
+            lines,
+            framing,
+            Version::HTTP_11,
+            true,
+            true,
+        );
+        let text = String::from_utf8(out).unwrap();
+
+        assert!(text.contains("\r\naccess-control-allow-origin: *\r\n"));
+        assert!(text.contains("\r\naccess-control-expose-headers: x-lmlb-instance"));
+        assert!(!text.contains("https://a"));
+        assert!(text.contains("\r\nContent-Type: text/plain\r\n"));
     }
 
     #[test]

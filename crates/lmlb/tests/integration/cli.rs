@@ -221,6 +221,12 @@ async fn cors_preflight_and_headers() {
 
     let reply = chat(&lmlb.url(), MODEL, 2).await;
     assert_eq!(reply.header("access-control-allow-origin"), "*");
+    let origins = reply.headers.get_all("access-control-allow-origin");
+    assert_eq!(origins.iter().count(), 1);
+
+    let unknown = chat(&lmlb.url(), "no-such-model", 2).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("access-control-allow-origin"), "*");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
