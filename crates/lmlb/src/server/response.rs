@@ -81,7 +81,8 @@ pub fn write_head(
     let passes = |name: &[u8]| {
         let kept_length = framing == BodyFraming::Bodiless && same_name(name, b"content-length");
         let framed = !kept_length && OWN_HEADERS.iter().any(|own| same_name(own, name));
-        !framed && !(cors && cors::is_allow_header(name))
+        let replaced_by_cors = cors && cors::is_allow_header(name);
+        !framed && !replaced_by_cors
     };
     for (name, value) in &head.headers {
         if passes(name.as_str().as_bytes()) {
