@@ -20,7 +20,7 @@ pub struct ProxyBody {
     kind: Kind,
     /// The upstream's header lines for a relayed response, each `name: value\r\n`, written after
     /// the response's own headers. They are kept as bytes because they pass through unchanged.
-    header_lines: Bytes,
+    header_lines: Vec<u8>,
 }
 
 enum Kind {
@@ -32,12 +32,12 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         ProxyBody {
             kind: Kind::Full(Some(bytes.into())),
-            header_lines: Bytes::new(),
+            header_lines: Vec::new(),
         }
     }
 
     /// Relays an upstream's body, with the upstream's header lines that pass on to the client.
-    pub fn upstream(body: UpstreamBody, header_lines: Bytes) -> ProxyBody {
+    pub fn upstream(body: UpstreamBody, header_lines: Vec<u8>) -> ProxyBody {
         ProxyBody {
             kind: Kind::Upstream(Box::new(body)),
             header_lines,

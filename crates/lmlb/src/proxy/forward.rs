@@ -24,10 +24,11 @@ pub enum Failure {
     Timeout,
 }
 
-/// Builds the upstream request from the client's request head and the (rewritten) body.
+/// Builds the upstream request from the client's request head and the (rewritten) body, given
+/// as pieces to join.
 pub fn build_request(
     client: &ClientRequest,
-    body: &[u8],
+    body: &[&[u8]],
     peer: &Peer,
     upstream: &UpstreamHeaders,
     strip_client_auth: bool,
@@ -36,7 +37,8 @@ pub fn build_request(
         return Err("invalid upstream address: not a valid Host header".to_string());
     }
     // The target is in origin form, as a server expects it; the upstream's address goes in `Host`.
-    let capacity = 256 + body.len() + client.head_len();
+    let body_len = body.iter().map(|piece| piece.len()).sum();
+    let capacity = 256 + body_len + client.head_len();
     let mut bytes = http1::start_request(client.method(), client.target(), capacity);
     headers::write_request_headers(
         &mut bytes,
@@ -44,7 +46,7 @@ pub fn build_request(
         peer,
         upstream,
         strip_client_auth,
-        body.len(),
+        body_len,
     );
     http1::finish_request(&mut bytes, body);
     Ok(Outgoing {

@@ -65,10 +65,12 @@ pub(crate) fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// Ends the header section and appends the body.
-pub fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
+/// Ends the header section and appends the body, given as pieces to join.
+pub fn finish_request(out: &mut Vec<u8>, body: &[&[u8]]) {
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    for piece in body {
+        out.extend_from_slice(piece);
+    }
 }
 
 /// A parsed response head and how to read the body that follows it.
@@ -475,7 +477,7 @@ mod tests {
         let mut out = start_request(&Method::POST, "/v1/chat/completions?x=1", 0);
         write_header(&mut out, "host", b"127.0.0.1:1234");
         write_header(&mut out, "content-length", b"2");
-        finish_request(&mut out, b"{}");
+        finish_request(&mut out, &[b"{", b"}"]);
         assert_eq!(
             out,
             b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:1234\r\ncontent-length: 2\r\n\r\n{}"

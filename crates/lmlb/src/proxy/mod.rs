@@ -129,7 +129,7 @@ async fn balance(
 ) -> Result<Response<ProxyBody>, ApiError> {
     let body = request.body();
     let fields = rewrite::inspect(body)?;
-    tracing::Span::current().record("model", fields.model.as_str());
+    tracing::Span::current().record("model", &*fields.model);
 
     let target = route(app, &fields.model, endpoint)?;
     let (mut guard, mut waited) = wait_for_slot(app, &target).await?;
@@ -137,10 +137,10 @@ async fn balance(
     for attempt in 0..2 {
         let upstream_index = guard.upstream();
         tracing::Span::current().record("instance", &**guard.instance());
-        let rewritten = rewrite::rewrite_model(body, &fields.model_span, guard.instance());
+        let rewritten = rewrite::replace_model(body, &fields.model_span, guard.instance());
         let outgoing = forward::build_request(
             &request,
-            &rewritten,
+            &rewritten.pieces(),
             peer,
             &app.upstream_headers[upstream_index],
             app.requires_key(),
@@ -224,7 +224,7 @@ fn on_unreachable(app: &App, upstream: usize, guard: Option<SlotGuard>, error: &
 fn record(
     app: &App,
     request: &ClientRequest,
-    fields: &RequestFields,
+    fields: &RequestFields<'_>,
     instance: &str,
     upstream: usize,
     queue_wait: Duration,
@@ -238,7 +238,7 @@ fn record(
             id,
             method: request.method().to_string(),
             path: request.path().to_string(),
-            model: fields.model.clone(),
+            model: fields.model.to_string(),
             instance: instance.to_string(),
             upstream: app.catalog.upstream(upstream).name.clone(),
             status,
@@ -286,7 +286,7 @@ fn relay(
 ) -> Response<ProxyBody> {
     let mut lines = head.lines;
     headers::mark_response(&mut lines, instance, &app.upstream_headers[upstream]);
-    let mut response = Response::new(ProxyBody::upstream(body, lines.into()));
+    let mut response = Response::new(ProxyBody::upstream(body, lines));
     *response.status_mut() = head.status;
     response
 }
@@ -350,7 +350,7 @@ pub async fn passthrough(app: &App, request: ClientRequest, peer: &Peer) -> Resp
         let upstream = app.catalog.upstream(index);
         let outgoing = match forward::build_request(
             &request,
-            request.body(),
+            &[request.body()],
             peer,
             &app.upstream_headers[index],
             app.requires_key(),

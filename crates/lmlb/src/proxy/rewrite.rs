@@ -15,8 +15,9 @@ use crate::error::ApiError;
 
 /// The fields lmlb reads from a request body.
 #[derive(Debug, PartialEq)]
-pub struct RequestFields {
-    pub model: String,
+pub struct RequestFields<'a> {
+    /// Borrowed from the body unless it had to be unescaped.
+    pub model: Cow<'a, str>,
     /// `"stream": true` at the top level.
     pub stream: bool,
     /// Byte range of the `model` value, quotes included.
@@ -94,10 +95,10 @@ impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
 }
 
 /// Validates a body and reads its `model` and `stream` fields.
-pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
+pub fn inspect(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
     if let Some(found) = super::scan::scan(body) {
         return Ok(RequestFields {
-            model: found.model.to_string(),
+            model: Cow::Borrowed(found.model),
             stream: found.stream,
             model_span: found.model_span,
         });
@@ -106,7 +107,7 @@ pub fn inspect(body: &[u8]) -> Result<RequestFields, ApiError> {
 }
 
 /// Validates a body with serde_json, which also words the error for an invalid one.
-pub(super) fn inspect_with_serde(body: &[u8]) -> Result<RequestFields, ApiError> {
+pub(super) fn inspect_with_serde(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
     match first {
         None => {
@@ -125,7 +126,7 @@ pub(super) fn inspect_with_serde(body: &[u8]) -> Result<RequestFields, ApiError>
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))?;
     let model = match envelope.model {
-        Some(Field::Text(model)) => model.into_owned(),
+        Some(Field::Text(model)) => model,
         Some(_) => {
             return Err(ApiError::invalid_model(
                 "the \"model\" field must be a string",
@@ -145,6 +146,42 @@ pub(super) fn inspect_with_serde(body: &[u8]) -> Result<RequestFields, ApiError>
         stream: matches!(envelope.stream, Some(Field::True)),
         model_span,
     })
+}
+
+/// A body with the client's `model` replaced, ready to be copied into the upstream request.
+pub enum Rewritten<'a> {
+    /// Borrowed pieces, in order: a name that needs no escaping goes between plain quotes.
+    Pieces([&'a [u8]; 5]),
+    /// A rewritten copy, for a name with characters to escape.
+    Copy(Bytes),
+}
+
+impl Rewritten<'_> {
+    /// Returns the pieces of the body, in order; some may be empty.
+    pub fn pieces(&self) -> [&[u8]; 5] {
+        match self {
+            Rewritten::Pieces(pieces) => *pieces,
+            Rewritten::Copy(body) => [body, b"", b"", b"", b""],
+        }
+    }
+}
+
+/// Returns `body` with the bytes in `span` replaced by `model` as a JSON string, copying no
+/// byte unless the name has characters to escape.
+pub fn replace_model<'a>(body: &'a [u8], span: &Range<usize>, model: &'a str) -> Rewritten<'a> {
+    let plain = model
+        .bytes()
+        .all(|byte| byte >= b' ' && byte != b'"' && byte != b'\\');
+    if !plain {
+        return Rewritten::Copy(rewrite_model(body, span, model));
+    }
+    Rewritten::Pieces([
+        &body[..span.start],
+        b"\"",
+        model.as_bytes(),
+        b"\"",
+        &body[span.end..],
+    ])
 }
 
 /// Returns `body` with the bytes in `span` replaced by `model` as a JSON string.

@@ -10,6 +10,7 @@ mod instance;
 mod queue;
 mod target;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -117,11 +118,11 @@ impl Scheduler {
     /// `fallback` is given) any instance of that class.
     pub fn resolve(&self, name: &str, fallback: Option<KindClass>) -> Resolution {
         let state = self.lock();
-        if state.by_model.contains_key(name) {
-            return Resolution::Found(Target::Model(Arc::from(name)));
+        if let Some((model, _)) = state.by_model.get_key_value(name) {
+            return Resolution::Found(Target::Model(Arc::clone(model)));
         }
-        if state.instances.iter().any(|i| &*i.id == name && i.listed) {
-            return Resolution::Found(Target::Instance(Arc::from(name)));
+        if let Some(instance) = state.instances.iter().find(|i| &*i.id == name && i.listed) {
+            return Resolution::Found(Target::Instance(Arc::clone(&instance.id)));
         }
         if let Some(class) = fallback
             && state
@@ -138,12 +139,13 @@ impl Scheduler {
 
     /// Claims a slot on the least loaded instance of `target`, or a place in its queue.
     pub fn acquire(self: &Arc<Self>, target: &Target) -> Acquire {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
 
-        let candidates = state.candidates(target);
-        if let Some(index) = state.pick_least_loaded(&candidates) {
+        let candidates = candidates(&state.by_model, &state.instances, target);
+        if let Some(index) = pick_least_loaded(&state.instances, &mut state.cursor, &candidates) {
             state.instances[index].in_flight += 1;
-            return Acquire::Granted(self.guard(&state, index));
+            return Acquire::Granted(self.guard(state, index));
         }
         if !candidates.iter().any(|&i| state.instances[i].listed) {
             return Acquire::Unavailable;
@@ -363,52 +365,6 @@ fn queue_key(target: &Target) -> QueueKey {
 }
 
 impl State {
-    /// Indices of the instances a target may use, listed or not.
-    fn candidates(&self, target: &Target) -> Vec<usize> {
-        match target {
-            Target::Model(model) => self.by_model.get(model).cloned().unwrap_or_default(),
-            Target::Instance(id) => {
-                self.by_model
-                    .get(model_of(id))
-                    .map_or_else(Vec::new, |indices| {
-                        indices
-                            .iter()
-                            .copied()
-                            .filter(|&i| *self.instances[i].id == **id)
-                            .collect()
-                    })
-            }
-            Target::AnyOf(class) => (0..self.instances.len())
-                .filter(|&i| self.instances[i].kind.class() == *class)
-                .collect(),
-        }
-    }
-
-    /// The candidate with a free slot and the lowest in-flight / slots; ties go to the first one
-    /// found from a rotating start, so equal instances take turns.
-    fn pick_least_loaded(&mut self, candidates: &[usize]) -> Option<usize> {
-        let count = candidates.len();
-        if count == 0 {
-            return None;
-        }
-        let start = self.cursor % count;
-        self.cursor = self.cursor.wrapping_add(1);
-
-        let mut best: Option<usize> = None;
-        for offset in 0..count {
-            let index = candidates[(start + offset) % count];
-            let instance = &self.instances[index];
-            if !instance.has_free_slot() {
-                continue;
-            }
-            match best {
-                Some(current) if !instance.less_loaded_than(&self.instances[current]) => {}
-                _ => best = Some(index),
-            }
-        }
-        best
-    }
-
     fn upsert(&mut self, upstream: usize, spec: &InstanceSpec, slots: u32, changes: &mut Changes) {
         let key = (upstream, Arc::<str>::from(spec.id.as_str()));
         if let Some(&index) = self.positions.get(&key) {
@@ -453,6 +409,63 @@ impl State {
         models.sort();
         models
     }
+}
+
+/// Indices of the instances a target may use, listed or not. A model's list is borrowed, not
+/// copied, as it is looked up for every request.
+fn candidates<'a>(
+    by_model: &'a HashMap<Arc<str>, Vec<usize>>,
+    instances: &[Instance],
+    target: &Target,
+) -> Cow<'a, [usize]> {
+    match target {
+        Target::Model(model) => by_model
+            .get(model)
+            .map_or(Cow::Borrowed(&[][..]), |indices| Cow::Borrowed(indices)),
+        Target::Instance(id) => by_model
+            .get(model_of(id))
+            .map_or_else(Vec::new, |indices| {
+                indices
+                    .iter()
+                    .copied()
+                    .filter(|&i| *instances[i].id == **id)
+                    .collect()
+            })
+            .into(),
+        Target::AnyOf(class) => (0..instances.len())
+            .filter(|&i| instances[i].kind.class() == *class)
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+/// The candidate with a free slot and the lowest in-flight / slots; ties go to the first one
+/// found from a rotating start (`cursor`), so equal instances take turns.
+fn pick_least_loaded(
+    instances: &[Instance],
+    cursor: &mut usize,
+    candidates: &[usize],
+) -> Option<usize> {
+    let count = candidates.len();
+    if count == 0 {
+        return None;
+    }
+    let start = *cursor % count;
+    *cursor = cursor.wrapping_add(1);
+
+    let mut best: Option<usize> = None;
+    for offset in 0..count {
+        let index = candidates[(start + offset) % count];
+        let instance = &instances[index];
+        if !instance.has_free_slot() {
+            continue;
+        }
+        match best {
+            Some(current) if !instance.less_loaded_than(&instances[current]) => {}
+            _ => best = Some(index),
+        }
+    }
+    best
 }
 
 /// A copy of the scheduler's state at one moment.

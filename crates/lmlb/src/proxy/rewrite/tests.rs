@@ -5,7 +5,28 @@ use super::*;
 
 fn replaced(body: &str, model: &str) -> String {
     let fields = inspect(body.as_bytes()).unwrap();
-    String::from_utf8(rewrite_model(body.as_bytes(), &fields.model_span, model).to_vec()).unwrap()
+    joined(&replace_model(body.as_bytes(), &fields.model_span, model))
+}
+
+fn joined(rewritten: &Rewritten<'_>) -> String {
+    String::from_utf8(rewritten.pieces().concat()).unwrap()
+}
+
+#[test]
+fn plain_names_are_not_copied() {
+    let body = r#"{"model":"qwen"}"#;
+    let fields = inspect(body.as_bytes()).unwrap();
+    for (name, copied) in [
+        ("qwen:2", false),
+        ("ünï", false),
+        ("a\"b", true),
+        ("a\nb", true),
+    ] {
+        let rewritten = replace_model(body.as_bytes(), &fields.model_span, name);
+        assert_eq!(matches!(rewritten, Rewritten::Copy(_)), copied, "{name:?}");
+        let expected = rewrite_model(body.as_bytes(), &fields.model_span, name);
+        assert_eq!(joined(&rewritten).as_bytes(), &expected[..], "{name:?}");
+    }
 }
 
 #[test]
@@ -128,8 +149,10 @@ proptest! {
 
         let parsed: Value = serde_json::from_str(&body).unwrap();
         let fields = inspect(body.as_bytes()).unwrap();
-        prop_assert_eq!(Some(fields.model.as_str()), parsed["model"].as_str());
+        prop_assert_eq!(Some(&*fields.model), parsed["model"].as_str());
         let out = rewrite_model(body.as_bytes(), &fields.model_span, &replacement);
+        let pieces = replace_model(body.as_bytes(), &fields.model_span, &replacement).pieces().concat();
+        prop_assert_eq!(&pieces[..], &out[..]);
 
         prop_assert_eq!(&out[..fields.model_span.start], &body.as_bytes()[..fields.model_span.start]);
         let tail = body.len() - fields.model_span.end;
