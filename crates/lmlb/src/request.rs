@@ -1,8 +1,9 @@
 //! A client's request as it arrived: the head kept as the bytes read off the socket, with the
 //! positions of its header lines, and the whole body.
 //!
-//! Routing reads a few headers, and forwarding copies the rest line by line, so neither needs a
-//! header map: building one for every request cost more than the rest of the request head's work.
+//! Routing reads a few headers and forwarding copies the rest line by line, so neither needs a
+//! header map. Building one for every request cost about 2,600 of lmlb's 27,800 instructions per
+//! request (callgrind).
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;

@@ -18,8 +18,8 @@ const REPLACED: [&[u8]; 4] = [b"host", b"content-length", b"expect", b"x-forward
 pub struct UpstreamHeaders {
     /// The upstream's `host:port`, sent as `Host`.
     pub host: Option<HeaderValue>,
-    /// The line `x-lmlb-upstream: NAME` that tells the client which upstream answered. Empty
-    /// when the name cannot be a header value.
+    /// The line `x-lmlb-upstream: NAME`, naming the upstream that served a response. Empty when
+    /// the name cannot be a header value.
     pub name_line: Box<[u8]>,
     /// `Bearer TOKEN` when the upstream has an API token.
     pub authorization: Option<HeaderValue>,
@@ -72,12 +72,12 @@ pub fn write_request_headers(
     let named = client.has_header("connection");
     let skip_authorization = strip_client_auth || upstream.authorization.is_some();
     let skipped = |name: &[u8]| {
-        let is = |other: &[u8]| name.eq_ignore_ascii_case(other);
+        let same = |other: &[u8]| name.eq_ignore_ascii_case(other);
         http1::is_hop_by_hop(name)
-            || REPLACED.iter().any(|replaced| is(replaced))
+            || REPLACED.iter().any(|replaced| same(replaced))
             || (named && http1::connection_has(client.header_values("connection"), name))
-            || (skip_authorization && is(b"authorization"))
-            || (strip_client_auth && is(b"x-api-key"))
+            || (skip_authorization && same(b"authorization"))
+            || (strip_client_auth && same(b"x-api-key"))
     };
 
     for (name, value) in client.headers() {
@@ -111,8 +111,8 @@ fn write_forwarded_for(out: &mut Vec<u8>, client: &ClientRequest, peer: &Peer) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Adds the header lines that tell the client where its request ran: the instance, when a
-/// balanced request ran on one, and the upstream.
+/// Adds the header lines that name where a request ran: the instance, when a balanced request
+/// ran on one, and the upstream.
 pub fn mark_response(lines: &mut Vec<u8>, instance: Option<&str>, upstream: &UpstreamHeaders) {
     if let Some(instance) = instance.filter(|id| is_header_value(id.as_bytes())) {
         http1::write_header(lines, "x-lmlb-instance", instance.as_bytes());

@@ -157,7 +157,7 @@ pub enum Rewritten<'a> {
 }
 
 impl Rewritten<'_> {
-    /// Returns the pieces of the body, in order; some may be empty.
+    /// Returns the pieces of the body in order. Some may be empty.
     pub fn pieces(&self) -> [&[u8]; 5] {
         match self {
             Rewritten::Pieces(pieces) => *pieces,

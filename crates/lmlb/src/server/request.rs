@@ -1,6 +1,6 @@
 //! Request heads from clients (RFC 9112): checked and located within the read buffer, with the
-//! framing of the body that follows. Pure functions over the connection's read buffer; the I/O is
-//! in `connection`.
+//! framing of the body that follows. These are pure functions over the connection's read buffer,
+//! and the I/O is in `connection`.
 
 use std::mem::MaybeUninit;
 
@@ -59,7 +59,7 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, Hea
         .count();
     buf.advance(leading);
 
-    // Filled in place: returning the table by value would copy its 800 bytes.
+    // Filled in place: returning the table by value would copy its 1.6 KB.
     let mut fields = [Field::default(); MAX_HEADERS];
     let Some(layout) = locate(buf, &mut fields)? else {
         return Ok(None);
