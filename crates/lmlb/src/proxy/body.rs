@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
 use super::connection::ResponseReader;
+use super::http1::HeaderLines;
 use crate::scheduler::SlotGuard;
 use crate::telemetry::{Outcome, RequestRecord};
 
@@ -18,9 +19,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response lmlb sends.
 pub struct ProxyBody {
     kind: Kind,
-    /// The upstream's header lines for a relayed response, each `name: value\r\n`, written after
-    /// the response's own headers. They are kept as bytes because they pass through unchanged.
-    header_lines: Vec<u8>,
+    /// The upstream's header lines for a relayed response, written after the response's own
+    /// headers. They are kept as bytes because they pass through unchanged.
+    header_lines: HeaderLines,
 }
 
 enum Kind {
@@ -32,19 +33,19 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         ProxyBody {
             kind: Kind::Full(Some(bytes.into())),
-            header_lines: Vec::new(),
+            header_lines: HeaderLines::default(),
         }
     }
 
     /// Relays an upstream's body, with the upstream's header lines that pass on to the client.
-    pub fn upstream(body: UpstreamBody, header_lines: Vec<u8>) -> ProxyBody {
+    pub fn upstream(body: UpstreamBody, header_lines: HeaderLines) -> ProxyBody {
         ProxyBody {
             kind: Kind::Upstream(Box::new(body)),
             header_lines,
         }
     }
 
-    pub fn header_lines(&self) -> &[u8] {
+    pub fn header_lines(&self) -> &HeaderLines {
         &self.header_lines
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use http::header::HeaderValue;
 
-use super::http1;
+use super::http1::{self, HeaderLines};
 use crate::config::UpstreamConfig;
 use crate::request::ClientRequest;
 
@@ -113,9 +113,9 @@ fn write_forwarded_for(out: &mut Vec<u8>, client: &ClientRequest, peer: &Peer) {
 
 /// Adds the header lines that name where a request ran: the instance, when a balanced request
 /// ran on one, and the upstream.
-pub fn mark_response(lines: &mut Vec<u8>, instance: Option<&str>, upstream: &UpstreamHeaders) {
+pub fn mark_response(lines: &mut HeaderLines, instance: Option<&str>, upstream: &UpstreamHeaders) {
     if let Some(instance) = instance.filter(|id| is_header_value(id.as_bytes())) {
-        http1::write_header(lines, "x-lmlb-instance", instance.as_bytes());
+        lines.push("x-lmlb-instance", instance.as_bytes());
     }
     lines.extend_from_slice(&upstream.name_line);
 }
@@ -257,18 +257,19 @@ mod tests {
     #[test]
     fn response_marked_with_instance_and_upstream() {
         let upstream = UpstreamHeaders::new(&local_upstream());
-        let mut lines = b"Content-Type: application/json\r\n".to_vec();
+        let mut lines = HeaderLines::default();
+        lines.push("Content-Type", b"application/json");
         mark_response(&mut lines, Some("qwen:2"), &upstream);
-        let text = String::from_utf8(lines).unwrap();
+        let text = String::from_utf8(lines.as_bytes().to_vec()).unwrap();
         let expected = format!(
             "Content-Type: application/json\r\nx-lmlb-instance: qwen:2\r\nx-lmlb-upstream: {}\r\n",
             local_upstream().name
         );
         assert_eq!(text, expected);
 
-        let mut lines = Vec::new();
+        let mut lines = HeaderLines::default();
         mark_response(&mut lines, Some("bad\nid"), &upstream);
-        let text = String::from_utf8(lines).unwrap();
+        let text = String::from_utf8(lines.as_bytes().to_vec()).unwrap();
         assert!(!text.contains("x-lmlb-instance"), "{text}");
         assert!(text.starts_with("x-lmlb-upstream: "), "{text}");
     }

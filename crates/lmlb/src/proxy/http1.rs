@@ -77,12 +77,50 @@ pub fn finish_request(out: &mut Vec<u8>, body: &[&[u8]]) {
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: StatusCode,
-    /// The upstream's header lines that pass on to the client, each `name: value\r\n`, with room
-    /// for lmlb's own after them.
-    pub lines: Vec<u8>,
+    /// The upstream's header lines that pass on to the client.
+    pub lines: HeaderLines,
     pub framing: Framing,
     /// Whether the connection can carry another request once the body has been read.
     pub keep_alive: bool,
+}
+
+/// An upstream's header lines that pass on to the client, each `name: value\r\n`, with room for
+/// lmlb's own after them.
+///
+/// Only [`parse_response_head`] fills them, so they hold no header that describes the connection
+/// or the framing. (A `Content-Length` stays only on a response that has no body.) The client's
+/// response head can therefore copy them whole, unless lmlb replaces one of them.
+#[derive(Debug, Default)]
+pub struct HeaderLines {
+    bytes: Vec<u8>,
+    has_date: bool,
+    has_cors: bool,
+}
+
+impl HeaderLines {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Returns whether one of the lines is `Date`.
+    pub fn has_date(&self) -> bool {
+        self.has_date
+    }
+
+    /// Returns whether one of the lines is a CORS header that lmlb writes itself when CORS is on.
+    pub fn has_cors(&self) -> bool {
+        self.has_cors
+    }
+
+    /// Adds one of lmlb's own header lines, which must not be one the flags above describe.
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        write_header(&mut self.bytes, name, value);
+    }
+
+    /// Adds lines prepared by lmlb, as [`push`](Self::push) does.
+    pub fn extend_from_slice(&mut self, lines: &[u8]) {
+        self.bytes.extend_from_slice(lines);
+    }
 }
 
 /// The rule that finds the end of a response body.
@@ -142,7 +180,10 @@ pub fn parse_response_head(
             1 => !close,
             _ => !close && connection_has(values(fields, "connection"), b"keep-alive"),
         };
-        let lines = passed_lines(fields, length + OWN_LINES_ROOM);
+        let bodiless = *method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let lines = passed_lines(fields, length + OWN_LINES_ROOM, bodiless);
         buf.advance(length);
         return Ok(Some(ResponseHead {
             status,
@@ -175,22 +216,30 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Copies the header lines that pass on to the client, each as `name: value\r\n`. Hop-by-hop
 /// headers, those that the `Connection` header names, and `x-lmlb-*` (lmlb sets its own) stay.
-fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize) -> Vec<u8> {
+/// So does `Content-Length`, which lmlb writes itself, unless the response is `bodiless`: then it
+/// states the length of a body that is not sent, and passes on.
+fn passed_lines(fields: &[httparse::Header<'_>], capacity: usize, bodiless: bool) -> HeaderLines {
     let named = values(fields, "connection").next().is_some();
-    let mut lines = Vec::with_capacity(capacity);
+    let mut lines = HeaderLines {
+        bytes: Vec::with_capacity(capacity),
+        ..HeaderLines::default()
+    };
     for field in fields {
-        let own = field
-            .name
-            .as_bytes()
+        let name = field.name.as_bytes();
+        let own = name
             .get(..7)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-lmlb-"));
+        let length = !bodiless && name.eq_ignore_ascii_case(b"content-length");
         if own
-            || is_hop_by_hop(field.name.as_bytes())
-            || (named && connection_has(values(fields, "connection"), field.name.as_bytes()))
+            || length
+            || is_hop_by_hop(name)
+            || (named && connection_has(values(fields, "connection"), name))
         {
             continue;
         }
-        write_header(&mut lines, field.name, field.value);
+        lines.has_date |= name.eq_ignore_ascii_case(b"date");
+        lines.has_cors |= crate::cors::is_allow_header(name);
+        write_header(&mut lines.bytes, field.name, field.value);
     }
     lines
 }
@@ -492,11 +541,30 @@ mod tests {
         );
         assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(
-            parsed.lines,
-            b"Content-Type: application/json\r\nContent-Length: 12\r\n"
+            parsed.lines.as_bytes(),
+            b"Content-Type: application/json\r\n",
+            "the length is lmlb's to write"
         );
+        assert!(!parsed.lines.has_date());
         assert_eq!(parsed.framing, Framing::Length(12));
         assert!(parsed.keep_alive);
+    }
+
+    #[test]
+    fn bodiless_responses_keep_their_length() {
+        let text =
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n\r\n";
+        let parsed = head(text, &Method::HEAD);
+        let lines = parsed.lines.as_bytes();
+        assert!(lines.starts_with(b"Content-Length: 12\r\n"), "{lines:?}");
+        assert!(parsed.lines.has_date());
+        assert!(!parsed.lines.has_cors());
+
+        let cors = head(
+            "HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: https://a\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(cors.lines.has_cors());
     }
 
     #[test]
@@ -515,7 +583,10 @@ mod tests {
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-LMLB-Instance: other\r\nContent-Type: text/event-stream\r\n\r\n",
             &Method::POST,
         );
-        assert_eq!(parsed.lines, b"Content-Type: text/event-stream\r\n");
+        assert_eq!(
+            parsed.lines.as_bytes(),
+            b"Content-Type: text/event-stream\r\n"
+        );
         assert_eq!(parsed.framing, Framing::Chunked);
         assert!(parsed.keep_alive);
     }

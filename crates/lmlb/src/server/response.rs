@@ -9,7 +9,7 @@ use http::{Method, StatusCode, Version, response};
 use http_body::SizeHint;
 
 use crate::cors;
-use crate::proxy::http1::{decimal, write_header};
+use crate::proxy::http1::{HeaderLines, decimal, write_header};
 
 /// The way the response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
 pub fn write_head(
     out: &mut Vec<u8>,
     head: &response::Parts,
-    lines: &[u8],
+    lines: &HeaderLines,
     framing: BodyFraming,
     version: Version,
     keep_alive: bool,
@@ -94,15 +94,21 @@ pub fn write_head(
     }
 
     let mut dated = head.headers.contains_key(header::DATE);
-    for line in lines.split_inclusive(|&byte| byte == b'\n') {
-        let name = line.split(|&byte| byte == b':').next().unwrap_or_default();
-        let overridden = head
-            .headers
-            .keys()
-            .any(|own| same_name(own.as_str().as_bytes(), name));
-        if passes(name) && !overridden {
-            dated |= same_name(name, b"date");
-            out.extend_from_slice(line);
+    if head.headers.is_empty() && !(cors && lines.has_cors()) {
+        // No line is replaced, and none is a framing header, so the lines are copied whole.
+        out.extend_from_slice(lines.as_bytes());
+        dated |= lines.has_date();
+    } else {
+        for line in lines.as_bytes().split_inclusive(|&byte| byte == b'\n') {
+            let name = line.split(|&byte| byte == b':').next().unwrap_or_default();
+            let overridden = head
+                .headers
+                .keys()
+                .any(|own| same_name(own.as_str().as_bytes(), name));
+            if passes(name) && !overridden {
+                dated |= same_name(name, b"date");
+                out.extend_from_slice(line);
+            }
         }
     }
     if !dated {
@@ -174,7 +180,20 @@ fn with_date<R>(use_date: impl FnOnce(&[u8]) -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::http1::parse_response_head;
+    use bytes::BytesMut;
     use http::{HeaderValue, Response};
+
+    /// Returns the header lines that lmlb passes on from an upstream response with `headers`.
+    fn upstream_lines(headers: &[u8]) -> HeaderLines {
+        let mut head = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        head.extend_from_slice(headers);
+        head.extend_from_slice(b"\r\n");
+        parse_response_head(&mut head, &Method::GET)
+            .expect("a valid head")
+            .expect("a complete head")
+            .lines
+    }
 
     fn encode(
         response: Response<()>,
@@ -184,8 +203,11 @@ mod tests {
         keep_alive: bool,
     ) -> String {
         let (parts, ()) = response.into_parts();
+        let lines = upstream_lines(lines);
         let mut out = Vec::new();
-        write_head(&mut out, &parts, lines, framing, version, keep_alive, false);
+        write_head(
+            &mut out, &parts, &lines, framing, version, keep_alive, false,
+        );
         String::from_utf8(out).unwrap()
     }
 
@@ -266,13 +288,15 @@ mod tests {
     #[test]
     fn cors_headers_replace_the_upstreams() {
         let (parts, ()) = Response::new(()).into_parts();
-        let lines = b"Access-Control-Allow-Origin: https://a\r\nContent-Type: text/plain\r\n";
+        let lines = upstream_lines(
+            b"Access-Control-Allow-Origin: https://a\r\nContent-Type: text/plain\r\n",
+        );
         let mut out = Vec::new();
         let framing = BodyFraming::Length(0);
         write_head(
             &mut out,
             &parts,
-            lines,
+            &lines,
             framing,
             Version::HTTP_11,
             true,
@@ -284,6 +308,22 @@ mod tests {
         assert!(text.contains("\r\naccess-control-expose-headers: x-lmlb-instance"));
         assert!(!text.contains("https://a"));
         assert!(text.contains("\r\nContent-Type: text/plain\r\n"));
+    }
+
+    #[test]
+    fn upstream_lines_copied_whole() {
+        let lines = b"Content-Type: application/json\r\nContent-Length: 7\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n";
+        let text = encode(
+            Response::new(()),
+            lines,
+            BodyFraming::Length(7),
+            Version::HTTP_11,
+            true,
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\ncontent-length: 7\r\n\r\n"
+        );
     }
 
     #[test]
