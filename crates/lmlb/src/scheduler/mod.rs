@@ -7,6 +7,7 @@
 
 mod grant;
 mod instance;
+mod names;
 mod queue;
 mod target;
 
@@ -23,6 +24,7 @@ pub use target::Target;
 use crate::config::QueueLimits;
 use crate::model::{KindClass, ModelKind, model_of};
 use instance::Instance;
+use names::ByName;
 use queue::{Queues, Waiter};
 use target::QueueKey;
 
@@ -92,7 +94,7 @@ struct State {
     /// an instance that disappears is only marked unlisted.
     instances: Vec<Instance>,
     positions: HashMap<(usize, Arc<str>), usize>,
-    by_model: HashMap<Arc<str>, Vec<usize>>,
+    by_model: ByName<Vec<usize>>,
     queues: Queues,
     /// Start of the next scan, so ties between equally loaded instances rotate.
     cursor: usize,
@@ -414,7 +416,7 @@ impl State {
 /// Indices of the instances a target may use, listed or not. A model's list is borrowed, not
 /// copied, as it is looked up for every request.
 fn candidates<'a>(
-    by_model: &'a HashMap<Arc<str>, Vec<usize>>,
+    by_model: &'a ByName<Vec<usize>>,
     instances: &[Instance],
     target: &Target,
 ) -> Cow<'a, [usize]> {
