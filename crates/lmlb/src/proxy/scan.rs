@@ -218,7 +218,7 @@ impl Scanner<'_> {
         self.pos += 1;
         loop {
             let rest = self.bytes.get(self.pos..)?;
-            self.pos += rest.iter().position(|&byte| STOPS_STRING[byte as usize])?;
+            self.pos += plain_run(rest)?;
             match self.bytes[self.pos] {
                 b'"' => {
                     self.pos += 1;
@@ -291,6 +291,36 @@ impl Scanner<'_> {
         self.digits();
         (self.pos > start).then_some(())
     }
+}
+
+/// Returns the length of the plain string content at the start of `bytes`: the offset of the
+/// first byte in [`STOPS_STRING`], or `None` when there is none. Eight bytes are checked at a
+/// time, as prompts make up most of a body.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of eight bytes"));
+        if may_stop(word) {
+            break;
+        }
+        offset += 8;
+    }
+    let rest = &bytes[offset..];
+    let found = rest.iter().position(|&byte| STOPS_STRING[byte as usize])?;
+    Some(offset + found)
+}
+
+/// Returns whether one of the eight bytes in `word` is a quote, a backslash or below a space.
+/// The test never misses such a byte, and [`plain_run`] finds which one it is byte by byte.
+fn may_stop(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte below `n` (n at most 128) sets its high bit in (x - n) & !x.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+    control | quote | backslash != 0
 }
 
 #[cfg(test)]
@@ -413,6 +443,27 @@ mod tests {
                     serde_json::to_vec(&object).unwrap()
                 }
             })
+    }
+
+    #[test]
+    fn plain_run_finds_first_stop_byte() {
+        let plain = [b' ', b'a', b'~', 0x7f, 0x80, 0xdc, 0xff, b'/', b'!', b'#'];
+        for stop in [b'"', b'\\', 0x00, b'\n', 0x1f] {
+            for length in 0..40 {
+                for at in 0..=length {
+                    let mut bytes: Vec<u8> = (0..length).map(|i| plain[i % plain.len()]).collect();
+                    let expected = (at < length).then(|| {
+                        bytes[at] = stop;
+                        at
+                    });
+                    assert_eq!(
+                        plain_run(&bytes),
+                        expected,
+                        "stop {stop:#x} at {at} of {length}"
+                    );
+                }
+            }
+        }
     }
 
     proptest! {
