@@ -315,7 +315,8 @@ fn plain_run(bytes: &[u8]) -> Option<usize> {
 fn may_stop(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A byte below `n` (n at most 128) sets its high bit in (x - n) & !x.
+    // (x - n in every byte) & !x has a high bit set if and only if a byte of x is below n,
+    // for n up to 128.
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
     let control = below(word, 0x20);
     let quote = below(word ^ (ONES * u64::from(b'"')), 1);
