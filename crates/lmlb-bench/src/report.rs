@@ -94,7 +94,15 @@ pub fn write_json(path: &Path, records: &[Record]) -> Result<(), BenchError> {
 #[derive(Debug)]
 pub struct Table {
     header: Vec<String>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+enum Row {
+    Cells(Vec<String>),
+    /// A first cell and a text that runs past the columns without widening
+    /// them, such as the reason a target was skipped.
+    Note(String, String),
 }
 
 impl Table {
@@ -106,7 +114,12 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(Row::Cells(cells));
+    }
+
+    /// Adds a row of `first` and a `text` that does not widen the columns.
+    pub fn note(&mut self, first: String, text: String) {
+        self.rows.push(Row::Note(first, text));
     }
 
     pub fn render(&self) -> String {
@@ -116,7 +129,13 @@ impl Table {
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
         out.push_str(&render_row(&rule, &widths));
         for row in &self.rows {
-            out.push_str(&render_row(row, &widths));
+            match row {
+                Row::Cells(cells) => out.push_str(&render_row(cells, &widths)),
+                Row::Note(first, text) => {
+                    let width = widths[0];
+                    out.push_str(&format!("{first:<width$}  {text}\n"));
+                }
+            }
         }
         out
     }
@@ -124,7 +143,11 @@ impl Table {
     fn column_widths(&self) -> Vec<usize> {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
+            let cells = match row {
+                Row::Cells(cells) => &cells[..],
+                Row::Note(first, _) => std::slice::from_ref(first),
+            };
+            for (width, cell) in widths.iter_mut().zip(cells) {
                 *width = (*width).max(cell.chars().count());
             }
         }
@@ -192,6 +215,19 @@ mod tests {
         }
         assert_eq!(json["ttft_p50_ms"], 3.5);
         assert!(json.get("load_percent").is_none());
+    }
+
+    #[test]
+    fn notes_do_not_widen_columns() {
+        let mut table = Table::new(&["target", "req/s"]);
+        table.row(vec!["lmlb".to_owned(), "28428".to_owned()]);
+        table.note("litellm".to_owned(), "skipped: not installed".to_owned());
+
+        let text = table.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "target   req/s");
+        assert_eq!(lines[2], "lmlb     28428");
+        assert_eq!(lines[3], "litellm  skipped: not installed");
     }
 
     #[test]

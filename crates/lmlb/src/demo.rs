@@ -8,7 +8,7 @@ use crate::config::{Config, DemoArgs};
 use crate::server::Server;
 
 /// Starts the simulator (three instances of a chat model and one embedding model) and lmlb, prints
-/// how to try them, and runs until interrupted.
+/// how to try them, and runs until SIGINT (Ctrl-C) or SIGTERM.
 ///
 /// `port` is the demo's own `--port`, else the one given before `demo` (`lmlb --port N demo`).
 pub async fn run(args: DemoArgs, port: Option<u16>) -> Result<(), String> {
@@ -32,7 +32,7 @@ pub async fn run(args: DemoArgs, port: Option<u16>) -> Result<(), String> {
     })?;
 
     print_welcome(&server.url(), &simulator.url());
-    let _ = tokio::signal::ctrl_c().await;
+    crate::server::wait_for_signal().await;
     server.shutdown().await;
     simulator.shutdown().await;
     Ok(())

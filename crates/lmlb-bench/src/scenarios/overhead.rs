@@ -176,9 +176,7 @@ fn print_table(records: &[Record]) {
                 cell(m.cpu_percent, 0),
                 rounds_cell(m),
             ]),
-            Record::Skipped(s) => {
-                table.row(vec![s.target.clone(), format!("skipped: {}", s.skipped)])
-            }
+            Record::Skipped(s) => table.note(s.target.clone(), format!("skipped: {}", s.skipped)),
         }
     }
     println!("\nOverhead: instant simulator, {CONNECTIONS} connections, closed loop\n");

@@ -143,3 +143,27 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard returned by `wait_for` is not `Send`, so it is dropped here, before any await.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

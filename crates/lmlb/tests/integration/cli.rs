@@ -229,8 +229,8 @@ async fn cors_preflight_and_headers() {
     assert_eq!(unknown.header("access-control-allow-origin"), "*");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_serves_simulated_models() {
+/// Starts `lmlb demo` on a free port and returns the process and the address it listens on.
+fn start_demo() -> (ChildGuard, mpsc::Receiver<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lmlb"))
         .args(["demo", "--port", "0", "--tokens-per-second", "0"])
         .env_remove("LOAD_BALANCER_PORT")
@@ -241,6 +241,40 @@ async fn demo_serves_simulated_models() {
     let guard = ChildGuard(Some(child));
     let listening = wait_for_line(&output, "lmlb is listening on ");
     let url = listening.rsplit(' ').next().unwrap().to_string();
+    (guard, output, url)
+}
+
+/// Sends `signal` to the process and returns its exit status.
+async fn stop_with(mut guard: ChildGuard, signal: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(guard.0.as_ref().unwrap().id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = guard.0.take().unwrap();
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_stops_on_sigterm() {
+    let (guard, _output, url) = start_demo();
+    let reply = chat(&url, MODEL, 2).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let status = stop_with(guard, "-TERM").await;
+    assert!(
+        status.success(),
+        "the demo stops cleanly on SIGTERM, got {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_simulated_models() {
+    let (guard, output, url) = start_demo();
     wait_for_line(&output, "curl -N");
 
     let reply = chat(&url, MODEL, 5).await;
@@ -259,18 +293,7 @@ async fn demo_serves_simulated_models() {
         "{models}"
     );
 
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(guard.0.as_ref().unwrap().id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut guard = guard;
-    let mut child = guard.0.take().unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = stop_with(guard, "-INT").await;
     assert!(
         status.success(),
         "the demo stops cleanly on Ctrl-C, got {status}"

@@ -58,9 +58,7 @@ pub fn print_table(records: &[Record], traces: &[(f64, Trace)], overhead: Durati
     for record in records {
         match record {
             Record::Measured(m) => table.row(row(m)),
-            Record::Skipped(s) => {
-                table.row(vec![s.target.clone(), format!("skipped: {}", s.skipped)])
-            }
+            Record::Skipped(s) => table.note(s.target.clone(), format!("skipped: {}", s.skipped)),
         }
     }
 
