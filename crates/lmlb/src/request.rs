@@ -57,17 +57,17 @@ impl ClientRequest {
         self.version
     }
 
-    /// The path, without the query.
+    /// Returns the path, without the query.
     pub fn path(&self) -> &str {
         self.target.path()
     }
 
-    /// The path and query, as an upstream expects them on its request line.
+    /// Returns the path and query, as an upstream expects them on its request line.
     pub fn target(&self) -> &str {
         self.target.as_str()
     }
 
-    /// The size of the head as the client sent it, in bytes.
+    /// Returns the size of the head as the client sent it, in bytes.
     pub fn head_len(&self) -> usize {
         self.head.len()
     }
@@ -95,14 +95,12 @@ impl ClientRequest {
     }
 
     /// Returns the value of the first header called `name`.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
+        self.header_values(name).next()
     }
 
     /// Returns the value of the first header called `name`, if it is text.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
+    pub fn header_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.header(name)
             .and_then(|value| std::str::from_utf8(value).ok())
     }

@@ -10,7 +10,7 @@ use crate::proxy::{self, Endpoint, Peer, ProxyBody};
 use crate::request::ClientRequest;
 
 /// Returns the response to `request`. The connection adds the CORS headers to every response, so
-/// only the preflight is answered here.
+/// only the preflight is handled here.
 pub async fn route(app: &App, request: ClientRequest, peer: &Peer) -> Response<ProxyBody> {
     let preflight =
         request.method() == Method::OPTIONS && request.has_header("access-control-request-method");

@@ -36,7 +36,8 @@ pub fn build_request(
     if upstream.host.is_none() {
         return Err("invalid upstream address: not a valid Host header".to_string());
     }
-    // The target is in origin form, as a server expects it; the upstream's address goes in `Host`.
+    // The target is in origin form, as a server expects it, and the upstream's address goes in
+    // `Host`.
     let body_len = body.iter().map(|piece| piece.len()).sum();
     let capacity = 256 + body_len + client.head_len();
     let mut bytes = http1::start_request(client.method(), client.target(), capacity);

@@ -421,9 +421,7 @@ fn candidates<'a>(
     target: &Target,
 ) -> Cow<'a, [usize]> {
     match target {
-        Target::Model(model) => by_model
-            .get(model)
-            .map_or(Cow::Borrowed(&[][..]), |indices| Cow::Borrowed(indices)),
+        Target::Model(model) => Cow::Borrowed(by_model.get(model).map_or(&[][..], Vec::as_slice)),
         Target::Instance(id) => by_model
             .get(model_of(id))
             .map_or_else(Vec::new, |indices| {
@@ -441,8 +439,8 @@ fn candidates<'a>(
     }
 }
 
-/// The candidate with a free slot and the lowest in-flight / slots; ties go to the first one
-/// found from a rotating start (`cursor`), so equal instances take turns.
+/// Returns the candidate with a free slot and the lowest in-flight / slots. Ties go to the first
+/// one found from a rotating start (`cursor`), so equal instances take turns.
 fn pick_least_loaded(
     instances: &[Instance],
     cursor: &mut usize,

@@ -83,7 +83,7 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, Hea
 }
 
 /// Reads the request target as the path and query that an upstream gets. The absolute form
-/// (`http://host/path`) gives its path; the asterisk form (`*`) stays as it is.
+/// (`http://host/path`) gives its path, and the asterisk form (`*`) stays as it is.
 fn parse_target(target: Bytes) -> Result<PathAndQuery, HeadError> {
     let invalid = |_| HeadError::Malformed("the request target is invalid");
     if target.first() == Some(&b'/') {

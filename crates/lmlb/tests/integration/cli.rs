@@ -229,7 +229,7 @@ async fn cors_preflight_and_headers() {
     assert_eq!(unknown.header("access-control-allow-origin"), "*");
 }
 
-/// Starts `lmlb demo` on a free port and returns the process and the address it listens on.
+/// Starts `lmlb demo` on a free port. Returns the process, its output lines and its address.
 fn start_demo() -> (ChildGuard, mpsc::Receiver<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lmlb"))
         .args(["demo", "--port", "0", "--tokens-per-second", "0"])
