@@ -5,6 +5,10 @@
 //! exact for a single process). CPU is the growth of `utime + stime` (all
 //! threads) over the wall time between [`UsageMonitor::start`] and
 //! [`UsageMonitor::finish`], in percent of one core.
+//!
+//! Finding a tree's members reads every process's `stat`, so the sampler looks
+//! for new members only every [`TREE_REFRESH`] samples: the load generator
+//! shares the machine with it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+/// Samples between two searches for a tree's members.
+const TREE_REFRESH: u32 = 10;
 /// Clock ticks per second of `/proc/PID/stat`'s `utime` and `stime`: 100 on
 /// Linux for every architecture the bench runs on (`getconf CLK_TCK`).
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
@@ -53,9 +59,13 @@ impl UsageMonitor {
         let peak = Arc::clone(&peak_rss_kb);
         let sampler = tokio::spawn(async move {
             let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
-            loop {
+            let mut pids = members(root, tree);
+            for sample in 1u32.. {
                 interval.tick().await;
-                let rss = rss_kb(root, tree);
+                if sample % TREE_REFRESH == 0 {
+                    pids = members(root, tree);
+                }
+                let rss = pids.iter().map(|&pid| status_kb(pid, "VmRSS:")).sum();
                 let mut peak = peak.lock().expect("no sampler panics while holding it");
                 *peak = (*peak).max(rss);
             }
@@ -80,9 +90,44 @@ impl UsageMonitor {
             .max(high_water_kb(self.root));
         Usage {
             peak_rss_mb: peak_kb as f64 / 1024.0,
-            cpu_percent: ticks as f64 / CLOCK_TICKS_PER_SECOND / wall * 100.0,
+            cpu_percent: cpu_percent(ticks, wall),
         }
     }
+}
+
+/// The CPU time of a set of processes fixed when it is made, for measuring
+/// many short spans cheaply.
+#[derive(Debug, Clone)]
+pub struct CpuCounter {
+    pids: Vec<u32>,
+}
+
+impl CpuCounter {
+    /// Counts `root` and the descendants it has now.
+    pub fn tree(root: u32) -> Self {
+        Self {
+            pids: process_tree(root),
+        }
+    }
+
+    /// Counts `pid` alone.
+    pub fn single(pid: u32) -> Self {
+        Self { pids: vec![pid] }
+    }
+
+    /// Returns the `utime + stime` clock ticks used so far.
+    pub fn ticks(&self) -> u64 {
+        self.pids
+            .iter()
+            .filter_map(|&pid| read_stat(pid))
+            .map(|stat| stat.cpu_ticks)
+            .sum()
+    }
+}
+
+/// Converts clock ticks used over `wall_secs` seconds into percent of one core.
+pub fn cpu_percent(ticks: u64, wall_secs: f64) -> f64 {
+    ticks as f64 / CLOCK_TICKS_PER_SECOND / wall_secs * 100.0
 }
 
 /// Returns `pid` and all its descendants that are alive now.
@@ -122,11 +167,8 @@ fn rss_kb(root: u32, tree: bool) -> u64 {
 }
 
 fn cpu_ticks(root: u32, tree: bool) -> u64 {
-    members(root, tree)
-        .iter()
-        .filter_map(|&pid| read_stat(pid))
-        .map(|stat| stat.cpu_ticks)
-        .sum()
+    let pids = members(root, tree);
+    CpuCounter { pids }.ticks()
 }
 
 fn high_water_kb(pid: u32) -> u64 {
@@ -209,6 +251,25 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(found, "child {} missing from {tree:?}", child.id());
+    }
+
+    #[test]
+    fn counter_counts_a_busy_child() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let counter = CpuCounter::tree(child.id());
+        let before = counter.ticks();
+        std::thread::sleep(Duration::from_millis(500));
+        let used = counter.ticks() - before;
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // The child spins on one core, or less when other work shares the machine.
+        let percent = cpu_percent(used, 0.5);
+        assert!(percent > 20.0, "cpu {percent}%");
+        assert!(percent < 130.0, "cpu {percent}%");
     }
 
     #[tokio::test]

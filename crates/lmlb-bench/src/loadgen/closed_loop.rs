@@ -1,5 +1,6 @@
 //! Closed-loop load: each connection sends its next request as soon as the
-//! previous response has fully arrived.
+//! previous response has fully arrived. The connections stay open between
+//! runs, so that targets can take turns on the same keep-alive connections.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,22 +10,11 @@ use http_body_util::BodyExt;
 
 use super::http::{ClientError, Connection, post_json};
 use crate::histogram::LatencyHistogram;
-use crate::progress::Progress;
 
 /// Pause before reconnecting after an error, so a dead target is not spun on.
 const ERROR_BACKOFF: Duration = Duration::from_millis(20);
-
-#[derive(Debug, Clone)]
-pub struct ClosedLoad {
-    pub addr: SocketAddr,
-    pub path: &'static str,
-    pub body: Bytes,
-    pub connections: usize,
-    /// Requests that finish during warm-up are not counted.
-    pub warmup: Duration,
-    /// Measured time after the warm-up.
-    pub duration: Duration,
-}
+/// Error messages kept per report.
+const ERROR_SAMPLES: usize = 5;
 
 #[derive(Debug, Default)]
 pub struct ClosedReport {
@@ -41,51 +31,85 @@ impl ClosedReport {
         self.completed as f64 / self.window.as_secs_f64()
     }
 
+    /// Adds the requests of `other`, measured in a window that did not overlap
+    /// this one's.
+    pub fn append(&mut self, other: ClosedReport) {
+        self.window += other.window;
+        self.merge(other);
+    }
+
+    /// Adds the requests of `other`, measured in the same window.
     fn merge(&mut self, other: ClosedReport) {
         self.latency.merge(&other.latency);
         self.completed += other.completed;
         self.errors += other.errors;
         for sample in other.error_samples {
-            if self.error_samples.len() < 5 {
+            if self.error_samples.len() < ERROR_SAMPLES {
                 self.error_samples.push(sample);
             }
         }
     }
 }
 
-/// Runs the load and returns the merged report of all connections.
-pub async fn run(load: &ClosedLoad, progress: &Progress) -> ClosedReport {
-    let started = Instant::now();
-    let window_start = started + load.warmup;
-    let end = window_start + load.duration;
-
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..load.connections {
-        let load = load.clone();
-        tasks.spawn(async move { run_connection(&load, window_start, end).await });
-    }
-    let ticker = progress.track_time(load.warmup + load.duration);
-
-    let mut report = ClosedReport {
-        window: load.duration,
-        ..ClosedReport::default()
-    };
-    while let Some(joined) = tasks.join_next().await {
-        report.merge(joined.expect("load tasks do not panic"));
-    }
-    ticker.abort();
-    report
+/// Keep-alive connections to one target, each sending the same request in a
+/// closed loop whenever [`ClosedLoop::run_for`] runs.
+pub struct ClosedLoop {
+    request: Request,
+    connections: Vec<Option<Connection>>,
 }
 
-async fn run_connection(load: &ClosedLoad, window_start: Instant, end: Instant) -> ClosedReport {
-    let mut report = ClosedReport::default();
-    let mut connection: Option<Connection> = None;
+/// What every connection sends.
+#[derive(Clone)]
+struct Request {
+    addr: SocketAddr,
+    path: &'static str,
+    body: Bytes,
+}
 
+impl ClosedLoop {
+    /// Prepares `connections` connections; they open on the first run.
+    pub fn new(addr: SocketAddr, path: &'static str, body: Bytes, connections: usize) -> Self {
+        Self {
+            request: Request { addr, path, body },
+            connections: (0..connections).map(|_| None).collect(),
+        }
+    }
+
+    /// Runs every connection for `duration` and returns the requests that
+    /// finished within it. Requests still in flight at the end finish before
+    /// this returns, uncounted.
+    pub async fn run_for(&mut self, duration: Duration) -> ClosedReport {
+        let end = Instant::now() + duration;
+        let mut tasks = tokio::task::JoinSet::new();
+        for connection in self.connections.drain(..) {
+            let request = self.request.clone();
+            tasks.spawn(async move { run_connection(connection, &request, end).await });
+        }
+
+        let mut report = ClosedReport {
+            window: duration,
+            ..ClosedReport::default()
+        };
+        while let Some(joined) = tasks.join_next().await {
+            let (connection, connection_report) = joined.expect("load tasks do not panic");
+            self.connections.push(connection);
+            report.merge(connection_report);
+        }
+        report
+    }
+}
+
+async fn run_connection(
+    mut connection: Option<Connection>,
+    request: &Request,
+    end: Instant,
+) -> (Option<Connection>, ClosedReport) {
+    let mut report = ClosedReport::default();
     while Instant::now() < end {
         let sent = Instant::now();
-        let result = send_one(&mut connection, load).await;
+        let result = send_one(&mut connection, request).await;
         let finished = Instant::now();
-        let counted = finished >= window_start && finished < end;
+        let counted = finished < end;
 
         match result {
             Ok(()) if counted => {
@@ -97,7 +121,7 @@ async fn run_connection(load: &ClosedLoad, window_start: Instant, end: Instant) 
                 connection = None;
                 if counted {
                     report.errors += 1;
-                    if report.error_samples.len() < 5 {
+                    if report.error_samples.len() < ERROR_SAMPLES {
                         report.error_samples.push(error.to_string());
                     }
                 }
@@ -105,19 +129,19 @@ async fn run_connection(load: &ClosedLoad, window_start: Instant, end: Instant) 
             }
         }
     }
-    report
+    (connection, report)
 }
 
 async fn send_one(
     connection: &mut Option<Connection>,
-    load: &ClosedLoad,
+    request: &Request,
 ) -> Result<(), ClientError> {
     if connection.as_ref().is_none_or(Connection::is_closed) {
-        *connection = Some(Connection::open(load.addr).await?);
+        *connection = Some(Connection::open(request.addr).await?);
     }
     let open = connection.as_mut().expect("opened above");
-    let request = post_json(load.addr, load.path, load.body.clone());
-    let response = open.send(request).await?;
+    let message = post_json(request.addr, request.path, request.body.clone());
+    let response = open.send(message).await?;
     response.into_body().collect().await?;
     Ok(())
 }
@@ -131,37 +155,42 @@ mod tests {
     #[tokio::test]
     async fn counts_requests_in_the_window() {
         let server = TestServer::start(Duration::ZERO).await;
-        let load = ClosedLoad {
-            addr: server.addr(),
-            path: CHAT_PATH,
-            body: chat_body("m", 4, false),
-            connections: 4,
-            warmup: Duration::from_millis(100),
-            duration: Duration::from_millis(300),
-        };
+        let mut load = ClosedLoop::new(server.addr(), CHAT_PATH, chat_body("m", 4, false), 4);
 
-        let report = run(&load, &Progress::hidden()).await;
+        let report = load.run_for(Duration::from_millis(300)).await;
 
         assert_eq!(report.errors, 0, "{:?}", report.error_samples);
         assert!(report.completed > 10, "only {} requests", report.completed);
         assert_eq!(report.latency.count(), report.completed);
-        // Keep-alive: four connections for all requests (warm-up included).
+        assert_eq!(report.window, Duration::from_millis(300));
         assert_eq!(server.connections(), 4);
+    }
+
+    #[tokio::test]
+    async fn later_runs_reuse_the_connections() {
+        let server = TestServer::start(Duration::ZERO).await;
+        let mut load = ClosedLoop::new(server.addr(), CHAT_PATH, chat_body("m", 4, false), 3);
+
+        let mut report = load.run_for(Duration::from_millis(100)).await;
+        let first = report.completed;
+        report.append(load.run_for(Duration::from_millis(200)).await);
+
+        assert!(
+            first > 0 && report.completed > first,
+            "{first} then {}",
+            report.completed
+        );
+        assert_eq!(report.window, Duration::from_millis(300));
+        assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+        assert_eq!(server.connections(), 3);
     }
 
     #[tokio::test]
     async fn counts_error_statuses() {
         let server = TestServer::start(Duration::ZERO).await;
-        let load = ClosedLoad {
-            addr: server.addr(),
-            path: "/fail",
-            body: chat_body("m", 4, false),
-            connections: 2,
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(200),
-        };
+        let mut load = ClosedLoop::new(server.addr(), "/fail", chat_body("m", 4, false), 2);
 
-        let report = run(&load, &Progress::hidden()).await;
+        let report = load.run_for(Duration::from_millis(200)).await;
 
         assert_eq!(report.completed, 0);
         assert!(report.errors > 0);
@@ -175,16 +204,9 @@ mod tests {
     #[tokio::test]
     async fn dead_target_gives_errors_not_a_hang() {
         let addr = crate::process::loopback(crate::process::free_port().unwrap());
-        let load = ClosedLoad {
-            addr,
-            path: CHAT_PATH,
-            body: chat_body("m", 4, false),
-            connections: 2,
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(100),
-        };
+        let mut load = ClosedLoop::new(addr, CHAT_PATH, chat_body("m", 4, false), 2);
 
-        let report = run(&load, &Progress::hidden()).await;
+        let report = load.run_for(Duration::from_millis(100)).await;
 
         assert_eq!(report.completed, 0);
         assert!(report.errors > 0);

@@ -4,6 +4,7 @@
 pub mod overhead;
 pub mod scheduling;
 pub mod streaming;
+pub mod turns;
 
 use std::future::Future;
 use std::path::PathBuf;

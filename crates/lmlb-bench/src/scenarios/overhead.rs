@@ -3,21 +3,23 @@
 //! The simulator runs in instant mode with one instance of 64 slots, so that
 //! no request waits for a slot anywhere. Each target gets the same closed loop
 //! of 64 keep-alive connections sending small non-streaming chat requests.
+//! Direct, lmlb and nginx take turns of one second (see [`super::turns`]);
+//! LiteLLM, far slower, runs alone afterwards, as long as one target's turns
+//! together.
 
 use std::time::Duration;
 
 use crate::charts::{self, Bars, Panel};
 use crate::error::BenchError;
-use crate::histogram::{median_index, millis};
-use crate::loadgen::closed_loop::{self, ClosedLoad, ClosedReport};
+use crate::histogram::millis;
 use crate::loadgen::http::{CHAT_PATH, chat_body};
 use crate::peers::litellm::{self, Deployment};
 use crate::peers::nginx::{self, Balance};
-use crate::progress::Progress;
 use crate::report::{Measurement, Record, Table, cell};
 use crate::targets::{MODEL, Simulator, SimulatorConfig, Target, start_lmlb, start_simulator};
 
-use super::{Context, Monitors, start_peer};
+use super::turns::{self, Load, Schedule, Turns};
+use super::{Context, start_peer};
 
 const SCENARIO: &str = "overhead";
 const CONNECTIONS: usize = 64;
@@ -26,11 +28,29 @@ const MAX_TOKENS: u32 = 16;
 /// runtime threads.
 const LITELLM_WORKERS: usize = 2;
 
-fn timing(quick: bool) -> (Duration, Duration) {
+fn schedule(quick: bool) -> Schedule {
     if quick {
-        (Duration::from_millis(500), Duration::from_secs(2))
+        Schedule {
+            warmup: Duration::from_millis(300),
+            turn: Duration::from_millis(500),
+            turns: 2,
+        }
     } else {
-        (Duration::from_secs(2), Duration::from_secs(10))
+        Schedule {
+            warmup: Duration::from_secs(2),
+            turn: Duration::from_secs(1),
+            turns: 20,
+        }
+    }
+}
+
+/// LiteLLM's schedule: one turn as long as all of another target's. Its
+/// requests take far longer than a short turn's end allows for.
+fn single_turn(schedule: Schedule) -> Schedule {
+    Schedule {
+        turn: schedule.turn * schedule.turns as u32,
+        turns: 1,
+        ..schedule
     }
 }
 
@@ -44,60 +64,49 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
     };
     let simulator = start_simulator(workspace, "sim-overhead", &simulator_config).await?;
 
-    let mut direct = Vec::new();
-    let mut lmlb = Vec::new();
-    let mut nginx = Vec::new();
-    for _ in 0..round_count(context.quick) {
-        direct.push(measure(context, Target::direct(&simulator), &simulator).await);
-        let target = start_lmlb(workspace, &[&simulator]).await?;
-        lmlb.push(measure(context, target, &simulator).await);
-        nginx.push(measure_nginx(context, &simulator).await);
-    }
-    let mut records: Vec<Record> = [direct, lmlb, nginx]
-        .into_iter()
-        .map(median_round)
-        .collect();
-    records.push(measure_litellm(context, &simulator).await);
+    let mut targets = vec![
+        Target::direct(&simulator),
+        start_lmlb(workspace, &[&simulator]).await?,
+    ];
+    let nginx = start_nginx(context, &simulator).await;
+    let nginx_skipped = match nginx {
+        Ok(target) => {
+            targets.push(target);
+            None
+        }
+        Err(skipped) => Some(skipped),
+    };
+
+    let schedule = schedule(context.quick);
+    let label = format!("{SCENARIO} (turns)");
+    let results = turns::take_turns(&label, targets, &[&simulator], &load(), schedule).await;
+    let mut records: Vec<Record> = results.into_iter().map(to_record).collect();
+    records.extend(nginx_skipped);
+    records.push(measure_litellm(context, &simulator, single_turn(schedule)).await);
 
     print_table(&records);
     draw_chart(context, &records)?;
     Ok(records)
 }
 
-/// Rounds of direct, lmlb and nginx, taken in turn so that a burst of other
-/// work on the machine slows one round of each target rather than one target.
-/// LiteLLM, far slower than the others, runs once.
-fn round_count(quick: bool) -> usize {
-    if quick { 1 } else { 3 }
+fn load() -> Load {
+    Load {
+        path: CHAT_PATH,
+        body: chat_body(MODEL, MAX_TOKENS, false),
+        connections: CONNECTIONS,
+    }
 }
 
-async fn measure_nginx(context: &Context, simulator: &Simulator) -> Record {
+async fn start_nginx(context: &Context, simulator: &Simulator) -> Result<Target, Record> {
     let name = Balance::RoundRobin.target_name();
     let upstreams = [simulator.addr];
     let start = nginx::start(&context.workspace, &upstreams, Balance::RoundRobin);
-    match start_peer(SCENARIO, name, nginx::unavailable(), start).await {
-        Ok(target) => measure(context, target, simulator).await,
-        Err(reason) => Record::skipped(SCENARIO, name, reason),
-    }
+    start_peer(SCENARIO, name, nginx::unavailable(), start)
+        .await
+        .map_err(|reason| Record::skipped(SCENARIO, name, reason))
 }
 
-/// Returns the round with the median throughput, and stores every round's
-/// throughput in `rounds_requests_per_sec`. A skipped round skips the target.
-fn median_round(rounds: Vec<Record>) -> Record {
-    let mut measured = Vec::new();
-    for record in rounds {
-        match record {
-            Record::Measured(m) => measured.push(m),
-            skipped @ Record::Skipped(_) => return skipped,
-        }
-    }
-    let throughputs: Vec<f64> = measured.iter().map(|m| m.requests_per_sec).collect();
-    let mut median = measured.swap_remove(median_index(&throughputs));
-    median.set("rounds_requests_per_sec", throughputs);
-    Record::Measured(median)
-}
-
-async fn measure_litellm(context: &Context, simulator: &Simulator) -> Record {
+async fn measure_litellm(context: &Context, simulator: &Simulator, schedule: Schedule) -> Record {
     let workspace = &context.workspace;
     let deployment = Deployment {
         instance: MODEL.to_owned(),
@@ -105,41 +114,27 @@ async fn measure_litellm(context: &Context, simulator: &Simulator) -> Record {
     };
     let deployments = [deployment];
     let start = litellm::start(workspace, &deployments, LITELLM_WORKERS);
-    match start_peer(SCENARIO, "litellm", litellm::unavailable(workspace), start).await {
-        Ok(target) => measure(context, target, simulator).await,
-        Err(reason) => Record::skipped(SCENARIO, "litellm", reason),
-    }
-}
-
-/// Runs the closed loop against `target` and stops its processes afterwards.
-async fn measure(context: &Context, target: Target, simulator: &Simulator) -> Record {
-    let (warmup, duration) = timing(context.quick);
-    let load = ClosedLoad {
-        addr: target.addr,
-        path: CHAT_PATH,
-        body: chat_body(MODEL, MAX_TOKENS, false),
-        connections: CONNECTIONS,
-        warmup,
-        duration,
+    let target = match start_peer(SCENARIO, "litellm", litellm::unavailable(workspace), start).await
+    {
+        Ok(target) => target,
+        Err(reason) => return Record::skipped(SCENARIO, "litellm", reason),
     };
-
-    let progress = Progress::start(&format!("{SCENARIO} {}", target.name), 100);
-    let monitors = Monitors::start(&target, &[simulator]);
-    let report = closed_loop::run(&load, &progress).await;
-    let mut measurement = to_measurement(&target.name, &report);
-    monitors.finish(&mut measurement);
-    drop(progress);
-
-    for sample in &report.error_samples {
-        eprintln!("{SCENARIO} {}: error: {sample}", target.name);
-    }
-    Record::Measured(measurement)
+    let label = format!("{SCENARIO} litellm");
+    let mut results =
+        turns::take_turns(&label, vec![target], &[simulator], &load(), schedule).await;
+    to_record(results.remove(0))
 }
 
-fn to_measurement(target: &str, report: &ClosedReport) -> Measurement {
-    Measurement {
+/// Turns one target's results into its record, and prints its errors.
+fn to_record(turns: Turns) -> Record {
+    let report = &turns.report;
+    for sample in &report.error_samples {
+        eprintln!("{SCENARIO} {}: error: {sample}", turns.target);
+    }
+
+    let mut measurement = Measurement {
         scenario: SCENARIO,
-        target: target.to_owned(),
+        target: turns.target.clone(),
         load_percent: None,
         requests: report.completed,
         requests_per_sec: report.requests_per_sec(),
@@ -150,7 +145,12 @@ fn to_measurement(target: &str, report: &ClosedReport) -> Measurement {
         rss_mb: None,
         cpu_percent: None,
         extra: Default::default(),
-    }
+    };
+    measurement.set_usage(turns.proxy);
+    measurement.set("simulator_cpu_percent", turns.simulator_cpu_percent);
+    measurement.set("bench_cpu_percent", turns.bench_cpu_percent);
+    measurement.set("turns_requests_per_sec", turns.rates);
+    Record::Measured(measurement)
 }
 
 fn print_table(records: &[Record]) {
@@ -162,7 +162,7 @@ fn print_table(records: &[Record]) {
         "errors",
         "RSS MB",
         "CPU %",
-        "req/s per round",
+        "req/s per turn",
     ]);
     for record in records {
         match record {
@@ -174,7 +174,7 @@ fn print_table(records: &[Record]) {
                 m.errors.to_string(),
                 cell(m.rss_mb, 1),
                 cell(m.cpu_percent, 0),
-                rounds_cell(m),
+                turns_cell(m),
             ]),
             Record::Skipped(s) => table.note(s.target.clone(), format!("skipped: {}", s.skipped)),
         }
@@ -183,19 +183,23 @@ fn print_table(records: &[Record]) {
     print!("{}", table.render());
 }
 
-fn rounds_cell(m: &Measurement) -> String {
-    let Some(values) = m
+/// Formats the slowest and the fastest turn, to show how much the machine
+/// drifted.
+fn turns_cell(m: &Measurement) -> String {
+    let rates: Vec<f64> = m
         .extra
-        .get("rounds_requests_per_sec")
+        .get("turns_requests_per_sec")
         .and_then(|v| v.as_array())
-    else {
-        return "-".to_owned();
-    };
-    let values: Vec<String> = values
-        .iter()
-        .map(|v| format!("{:.0}", v.as_f64().unwrap_or_default()))
-        .collect();
-    values.join(" / ")
+        .map(|values| values.iter().filter_map(|v| v.as_f64()).collect())
+        .unwrap_or_default();
+    let slowest = rates.iter().copied().reduce(f64::min);
+    let fastest = rates.iter().copied().reduce(f64::max);
+    match (slowest, fastest) {
+        (Some(slowest), Some(fastest)) if rates.len() > 1 => {
+            format!("{slowest:.0} to {fastest:.0}")
+        }
+        _ => "-".to_owned(),
+    }
 }
 
 fn draw_chart(context: &Context, records: &[Record]) -> Result<(), BenchError> {

@@ -58,7 +58,7 @@ pub async fn run(context: &Context) -> Result<Vec<Record>, BenchError> {
 /// Rounds of direct and lmlb, taken in turn so that a burst of other work on
 /// the machine slows one round rather than one target.
 fn round_count(quick: bool) -> usize {
-    if quick { 1 } else { 3 }
+    if quick { 1 } else { 5 }
 }
 
 /// Returns the round whose added inter-token delay at p99 is the median, and
