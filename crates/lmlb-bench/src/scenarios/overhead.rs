@@ -3,7 +3,7 @@
 //! The simulator runs in instant mode with one instance of 64 slots, so that
 //! no request waits for a slot anywhere. Each target gets the same closed loop
 //! of 64 keep-alive connections sending small non-streaming chat requests.
-//! Direct, lmlb and nginx take turns of one second (see [`super::turns`]);
+//! Direct, lmlb and nginx take 40 turns of one second (see [`super::turns`]);
 //! LiteLLM, far slower, runs alone afterwards, as long as one target's turns
 //! together.
 
@@ -39,7 +39,7 @@ fn schedule(quick: bool) -> Schedule {
         Schedule {
             warmup: Duration::from_secs(2),
             turn: Duration::from_secs(1),
-            turns: 20,
+            turns: 40,
         }
     }
 }
