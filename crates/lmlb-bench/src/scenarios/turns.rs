@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::targets::{Simulator, Target};
 use crate::usage::{CpuCounter, Usage, UsageMonitor, cpu_percent};
 
-/// How long the turns are, and how many each target gets.
+/// The length of the turns and how many each target gets.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
     /// Unmeasured load on each target before the first turn.
@@ -177,5 +177,57 @@ impl TurnCpu {
     fn percents(&self) -> [f64; 3] {
         let wall = self.wall.as_secs_f64();
         self.used.map(|ticks| cpu_percent(ticks, wall))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::http::{CHAT_PATH, chat_body};
+    use crate::loadgen::test_server::TestServer;
+
+    fn target(name: &str, server: &TestServer) -> Target {
+        Target {
+            name: name.to_owned(),
+            addr: server.addr(),
+            monitored: None,
+            _processes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_target_gets_every_turn() {
+        let first = TestServer::start(Duration::ZERO).await;
+        let second = TestServer::start(Duration::ZERO).await;
+        let load = Load {
+            path: CHAT_PATH,
+            body: chat_body("m", 4, false),
+            connections: 2,
+        };
+        let schedule = Schedule {
+            warmup: Duration::from_millis(50),
+            turn: Duration::from_millis(100),
+            turns: 3,
+        };
+        let targets = vec![target("first", &first), target("second", &second)];
+
+        let results = take_turns("test", targets, &[], &load, schedule).await;
+
+        let names: Vec<&str> = results.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(names, ["first", "second"]);
+        for result in &results {
+            assert_eq!(result.rates.len(), 3);
+            assert!(
+                result.rates.iter().all(|&rate| rate > 0.0),
+                "{:?}",
+                result.rates
+            );
+            assert_eq!(result.report.window, Duration::from_millis(300));
+            assert_eq!(result.report.errors, 0, "{:?}", result.report.error_samples);
+            assert!(result.proxy.is_none());
+        }
+        // The connections stay open from the warm-up through the last turn.
+        assert_eq!(first.connections(), 2);
+        assert_eq!(second.connections(), 2);
     }
 }
