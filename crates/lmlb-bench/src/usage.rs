@@ -6,9 +6,9 @@
 //! threads) over the wall time between [`UsageMonitor::start`] and
 //! [`UsageMonitor::finish`], in percent of one core.
 //!
-//! Finding a tree's members reads every process's `stat`, so the sampler looks
-//! for new members only every [`TREE_REFRESH`] samples: the load generator
-//! shares the machine with it.
+//! Finding a tree's members reads every process's `stat`, and the sampler
+//! shares the machine with the load generator. So it looks for new members
+//! only every [`TREE_REFRESH`] samples.
 
 use std::collections::HashMap;
 use std::fs;

@@ -58,7 +58,7 @@ pub struct ClosedLoop {
     connections: Vec<Option<Connection>>,
 }
 
-/// What every connection sends.
+/// The request that every connection sends.
 #[derive(Clone)]
 struct Request {
     addr: SocketAddr,
@@ -67,7 +67,7 @@ struct Request {
 }
 
 impl ClosedLoop {
-    /// Prepares `connections` connections; they open on the first run.
+    /// Prepares `connections` connections, which open on the first run.
     pub fn new(addr: SocketAddr, path: &'static str, body: Bytes, connections: usize) -> Self {
         Self {
             request: Request { addr, path, body },

@@ -4,8 +4,8 @@
 //! no request waits for a slot anywhere. Each target gets the same closed loop
 //! of 64 keep-alive connections sending small non-streaming chat requests.
 //! Direct, lmlb and nginx take 40 turns of one second (see [`super::turns`]);
-//! LiteLLM, far slower, runs alone afterwards, as long as one target's turns
-//! together.
+//! LiteLLM, far slower, runs alone afterwards for as long as all of one
+//! target's turns.
 
 use std::time::Duration;
 
@@ -44,8 +44,8 @@ fn schedule(quick: bool) -> Schedule {
     }
 }
 
-/// LiteLLM's schedule: one turn as long as all of another target's. Its
-/// requests take far longer than a short turn's end allows for.
+/// Returns LiteLLM's schedule: one turn as long as all of another target's,
+/// because its requests outlast a short turn.
 fn single_turn(schedule: Schedule) -> Schedule {
     Schedule {
         turn: schedule.turn * schedule.turns as u32,
@@ -125,7 +125,7 @@ async fn measure_litellm(context: &Context, simulator: &Simulator, schedule: Sch
     to_record(results.remove(0))
 }
 
-/// Turns one target's results into its record, and prints its errors.
+/// Converts one target's results into its record, and prints its errors.
 fn to_record(turns: Turns) -> Record {
     let report = &turns.report;
     for sample in &report.error_samples {
