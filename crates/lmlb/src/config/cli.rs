@@ -37,8 +37,8 @@ pub struct DemoArgs {
     #[arg(long, env = "LOAD_BALANCER_PORT")]
     pub port: Option<u16>,
 
-    /// Generation speed of the simulated instances, in tokens per second.
-    #[arg(long, default_value_t = 20.0)]
+    /// Generation speed of the simulated instances, in tokens per second. Default: 20.
+    #[arg(long, default_value_t = 20.0, hide_default_value = true)]
     pub tokens_per_second: f64,
 }
 

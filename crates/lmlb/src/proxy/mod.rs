@@ -301,6 +301,9 @@ fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiEr
     let fallback = (app.config.unknown_model == UnknownModel::Any).then(|| endpoint.class());
     match app.scheduler.resolve(name, fallback) {
         Resolution::Found(target) => Ok(target),
+        Resolution::Unknown { .. } if app.catalog.up_upstreams().is_empty() => {
+            Err(no_upstream_up(app, requested))
+        }
         Resolution::Unknown { loaded } => Err(ApiError::ModelNotFound {
             requested: requested.to_string(),
             loaded: if loaded.is_empty() {
@@ -310,6 +313,25 @@ fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiEr
             },
         }),
     }
+}
+
+/// Builds the error for a model that lmlb cannot look up because no upstream is up, as when
+/// LM Studio has not started yet. It is a 503, which clients retry, where a 404 would be final.
+fn no_upstream_up(app: &App, requested: &str) -> ApiError {
+    let upstreams: Vec<String> = (0..app.catalog.upstreams().len())
+        .map(|index| {
+            let name = &app.catalog.upstream(index).name;
+            match app.catalog.status(index).last_error {
+                Some(error) => format!("{name} ({error})"),
+                None => format!("{name} (not checked yet)"),
+            }
+        })
+        .collect();
+    ApiError::UpstreamUnavailable(format!(
+        "cannot serve model \"{requested}\" because no upstream is up. Upstreams: {}. lmlb \
+         keeps checking them and serves the model once one answers.",
+        upstreams.join(", ")
+    ))
 }
 
 /// Claims a slot for `target`, waiting in its queue up to the queue timeout.

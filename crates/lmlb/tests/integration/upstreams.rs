@@ -11,9 +11,17 @@ async fn upstream_down_at_start_picked_up_later() {
     let health = get(&lmlb.url(), "/health").await.json();
     assert_eq!(health["upstreams"][0]["state"], "down");
     assert_eq!(health["status"], "unhealthy");
-    chat(&lmlb.url(), "late-model", 3)
-        .await
-        .assert_error(404, "model_not_found");
+    // The model may well be on the upstream once it is up, so the response is a 503 that
+    // clients retry, naming the upstream, not a 404.
+    let rejected = chat(&lmlb.url(), "late-model", 3).await;
+    rejected.assert_error(503, "upstream_unavailable");
+    assert_eq!(rejected.header("retry-after"), "5");
+    let message = rejected.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("\"late-model\""), "{message}");
+    assert!(message.contains(&sim.url()), "{message}");
 
     sim.resume_accepting().await.unwrap();
     eventually("lmlb sees the upstream", || async {
