@@ -19,9 +19,14 @@ pub enum ApiError {
         param: Option<&'static str>,
     },
 
-    /// No alias, model or instance has this name.
-    #[error("model \"{requested}\" not found; loaded models: {loaded}")]
-    ModelNotFound { requested: String, loaded: String },
+    /// No alias, model or instance of an up upstream has this name. `down` is empty, or lists
+    /// the upstreams that are down as a sentence that follows the list of loaded models.
+    #[error("model \"{requested}\" not found; loaded models: {loaded}{down}")]
+    ModelNotFound {
+        requested: String,
+        loaded: String,
+        down: String,
+    },
 
     /// The request body is larger than the configured maximum payload size.
     #[error("request body exceeds the maximum payload size of {limit} bytes")]

@@ -301,24 +301,16 @@ fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiEr
     let fallback = (app.config.unknown_model == UnknownModel::Any).then(|| endpoint.class());
     match app.scheduler.resolve(name, fallback) {
         Resolution::Found(target) => Ok(target),
-        Resolution::Unknown { .. } if app.catalog.up_upstreams().is_empty() => {
-            Err(no_upstream_up(app, requested))
-        }
-        Resolution::Unknown { loaded } => Err(ApiError::ModelNotFound {
-            requested: requested.to_string(),
-            loaded: if loaded.is_empty() {
-                "none".to_string()
-            } else {
-                loaded.join(", ")
-            },
-        }),
+        Resolution::Unknown { loaded } => Err(unknown_model(app, requested, &loaded)),
     }
 }
 
-/// Builds the error for a model that lmlb cannot look up because no upstream is up, as when
-/// LM Studio has not started yet. It is a 503, which clients retry, where a 404 would be final.
-fn no_upstream_up(app: &App, requested: &str) -> ApiError {
-    let upstreams: Vec<String> = (0..app.catalog.upstreams().len())
+/// Builds the error for a name that no instance of an up upstream has. When no upstream is up,
+/// as when LM Studio has not started yet, the model may still appear, so the error is a 503,
+/// which clients retry, where a 404 would be final. The 404 names the upstreams that are down.
+fn unknown_model(app: &App, requested: &str, loaded: &[String]) -> ApiError {
+    let down: Vec<String> = (0..app.catalog.upstreams().len())
+        .filter(|&index| !app.catalog.is_up(index))
         .map(|index| {
             let name = &app.catalog.upstream(index).name;
             match app.catalog.status(index).last_error {
@@ -327,11 +319,33 @@ fn no_upstream_up(app: &App, requested: &str) -> ApiError {
             }
         })
         .collect();
-    ApiError::UpstreamUnavailable(format!(
-        "cannot serve model \"{requested}\" because no upstream is up. Upstreams: {}. lmlb \
-         keeps checking them and serves the model once one answers.",
-        upstreams.join(", ")
-    ))
+
+    if down.len() == app.catalog.upstreams().len() {
+        return ApiError::UpstreamUnavailable(format!(
+            "cannot serve model \"{requested}\" because no upstream is up. Upstreams: {}. lmlb \
+             keeps checking them and serves the model once one answers.",
+            down.join(", ")
+        ));
+    }
+
+    let loaded = if loaded.is_empty() {
+        "none".to_string()
+    } else {
+        loaded.join(", ")
+    };
+    let down = if down.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ". Upstreams that are down were not searched: {}",
+            down.join(", ")
+        )
+    };
+    ApiError::ModelNotFound {
+        requested: requested.to_string(),
+        loaded,
+        down,
+    }
 }
 
 /// Claims a slot for `target`, waiting in its queue up to the queue timeout.

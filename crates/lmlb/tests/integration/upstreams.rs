@@ -189,3 +189,26 @@ async fn slow_listing_while_busy_keeps_upstream() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn unknown_model_names_down_upstreams() {
+    let up = start_sim(sim_config(&["here-model"], 0.0)).await;
+    let down = start_sim(sim_config(&["there-model"], 0.0)).await;
+    down.stop_accepting().await;
+    let lmlb = start_lmlb(lmlb_config(&[&up, &down])).await;
+
+    // The model may be on the upstream that is down, so the 404 reports that it was not searched.
+    let rejected = chat(&lmlb.url(), "there-model", 3).await;
+    rejected.assert_error(404, "model_not_found");
+    let message = rejected.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("loaded models: here-model."), "{message}");
+    assert!(message.contains("were not searched"), "{message}");
+    assert!(message.contains(&down.url()), "{message}");
+    assert!(!message.contains(&up.url()), "{message}");
+
+    let reply = chat(&lmlb.url(), "here-model", 3).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
