@@ -65,7 +65,7 @@ impl UsageMonitor {
                 if sample % TREE_REFRESH == 0 {
                     pids = members(root, tree);
                 }
-                let rss = pids.iter().map(|&pid| status_kb(pid, "VmRSS:")).sum();
+                let rss = total_rss_kb(&pids);
                 let mut peak = peak.lock().expect("no sampler panics while holding it");
                 *peak = (*peak).max(rss);
             }
@@ -160,10 +160,11 @@ fn members(root: u32, tree: bool) -> Vec<u32> {
 }
 
 fn rss_kb(root: u32, tree: bool) -> u64 {
-    members(root, tree)
-        .iter()
-        .map(|&pid| status_kb(pid, "VmRSS:"))
-        .sum()
+    total_rss_kb(&members(root, tree))
+}
+
+fn total_rss_kb(pids: &[u32]) -> u64 {
+    pids.iter().map(|&pid| status_kb(pid, "VmRSS:")).sum()
 }
 
 fn cpu_ticks(root: u32, tree: bool) -> u64 {

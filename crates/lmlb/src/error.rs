@@ -19,8 +19,8 @@ pub enum ApiError {
         param: Option<&'static str>,
     },
 
-    /// No alias, model or instance of an up upstream has this name. `down` is empty, or lists
-    /// the upstreams that are down as a sentence that follows the list of loaded models.
+    /// No alias, model or instance on an up upstream has this name. `down` is empty or a
+    /// sentence, after the loaded models, that names the upstreams that are down.
     #[error("model \"{requested}\" not found; loaded models: {loaded}{down}")]
     ModelNotFound {
         requested: String,

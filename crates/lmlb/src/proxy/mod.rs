@@ -26,6 +26,7 @@ pub use endpoint::Endpoint;
 pub use headers::{Peer, UpstreamHeaders};
 
 use crate::app::App;
+use crate::catalog::UpstreamState;
 use crate::config::UnknownModel;
 use crate::error::ApiError;
 use crate::request::ClientRequest;
@@ -305,18 +306,19 @@ fn route(app: &App, requested: &str, endpoint: Endpoint) -> Result<Target, ApiEr
     }
 }
 
-/// Builds the error for a name that no instance of an up upstream has. When no upstream is up,
-/// as when LM Studio has not started yet, the model may still appear, so the error is a 503,
-/// which clients retry, where a 404 would be final. The 404 names the upstreams that are down.
+/// Builds the error for a name that no up upstream has. With no upstream up (LM Studio not
+/// started yet) the model may still appear, so the error is a 503, which clients retry.
+/// Otherwise it is a 404 that names the upstreams that are down.
 fn unknown_model(app: &App, requested: &str, loaded: &[String]) -> ApiError {
     let down: Vec<String> = (0..app.catalog.upstreams().len())
-        .filter(|&index| !app.catalog.is_up(index))
-        .map(|index| {
-            let name = &app.catalog.upstream(index).name;
-            match app.catalog.status(index).last_error {
-                Some(error) => format!("{name} ({error})"),
-                None => format!("{name} (not checked yet)"),
+        .filter_map(|index| {
+            let status = app.catalog.status(index);
+            if status.state == UpstreamState::Up {
+                return None;
             }
+            let name = &app.catalog.upstream(index).name;
+            let error = status.last_error.as_deref().unwrap_or("not checked yet");
+            Some(format!("{name} ({error})"))
         })
         .collect();
 

@@ -88,6 +88,15 @@ impl Reply {
             .unwrap()
     }
 
+    /// Returns the `message` of an OpenAI error body.
+    pub fn error_message(&self) -> String {
+        let json = self.json();
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {json}"))
+            .to_string()
+    }
+
     /// Asserts an OpenAI error body with this status and code.
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text());

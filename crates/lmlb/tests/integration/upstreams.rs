@@ -11,15 +11,12 @@ async fn upstream_down_at_start_picked_up_later() {
     let health = get(&lmlb.url(), "/health").await.json();
     assert_eq!(health["upstreams"][0]["state"], "down");
     assert_eq!(health["status"], "unhealthy");
-    // The model may well be on the upstream once it is up, so the response is a 503 that
-    // clients retry, naming the upstream, not a 404.
+    // The model may be on the upstream once it is up, so the response is a 503, which clients
+    // retry, and it names the upstream.
     let rejected = chat(&lmlb.url(), "late-model", 3).await;
     rejected.assert_error(503, "upstream_unavailable");
     assert_eq!(rejected.header("retry-after"), "5");
-    let message = rejected.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = rejected.error_message();
     assert!(message.contains("\"late-model\""), "{message}");
     assert!(message.contains(&sim.url()), "{message}");
 
@@ -200,10 +197,7 @@ async fn unknown_model_names_down_upstreams() {
     // The model may be on the upstream that is down, so the 404 reports that it was not searched.
     let rejected = chat(&lmlb.url(), "there-model", 3).await;
     rejected.assert_error(404, "model_not_found");
-    let message = rejected.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = rejected.error_message();
     assert!(message.contains("loaded models: here-model."), "{message}");
     assert!(message.contains("were not searched"), "{message}");
     assert!(message.contains(&down.url()), "{message}");
